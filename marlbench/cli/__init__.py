@@ -1,0 +1,1 @@
+"""The ``marlbench`` command line (Typer + rich)."""

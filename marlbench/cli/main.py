@@ -1,0 +1,40 @@
+"""The ``marlbench`` application: run suites, report tables, validate and list."""
+
+from __future__ import annotations
+
+import typer
+
+from marlbench import __version__
+from marlbench.cli.listing import list_
+from marlbench.cli.report import report
+from marlbench.cli.run import run, validate
+
+app = typer.Typer(
+    name="marlbench",
+    help="Benchmark offline multi-agent RL the way the papers do: every method × task set × "
+    "data quality × seed, evaluated on seen and unseen tasks, aggregated into their tables.\n\n"
+    "Start with: marlbench run suites/smoke.yaml && marlbench report --table",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"marlbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit"),
+) -> None:
+    pass
+
+
+app.command("run")(run)
+app.command("validate")(validate)
+app.command("report")(report)
+app.command("list")(list_)

@@ -1,0 +1,144 @@
+"""Map registry and SMAC entity layouts (protocol.md §2 and §5).
+
+A :class:`MapSpec` carries the facts of one StarCraft map; :class:`Layout` derives the
+observation, state and action widths that SMAC produces for it, and is how learners cut a
+flat observation into entity tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+N_NO_ATTACK = 6  # SMAC: 0 no-op, 1 stop, 2-5 move N/S/E/W; 6 + j attacks enemy j
+MOVE_FEATS = 4
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    """One StarCraft map: unit counts and types, episode limit, unit-type bits."""
+
+    name: str
+    n_agents: int
+    n_enemies: int
+    episode_limit: int
+    unit_type_bits: int
+    ally_units: tuple[str, ...]
+    enemy_units: tuple[str, ...]
+
+    @property
+    def shield(self) -> bool:
+        """Protoss units carry shields; SMAC then adds one shield feature per unit."""
+        return any(u in PROTOSS for u in self.ally_units + self.enemy_units)
+
+    @property
+    def layout(self) -> Layout:
+        return Layout.for_map(self)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Entity layout of a SMAC observation: [move | enemies × nf_en | allies × nf_al | own]."""
+
+    n_agents: int
+    n_enemies: int
+    move_feats: int
+    enemy_feats: int
+    ally_feats: int
+    own_feats: int
+    n_actions: int
+    state_dim: int
+    episode_limit: int
+
+    @classmethod
+    def for_map(cls, spec: MapSpec) -> Layout:
+        shield = int(spec.shield)
+        unit = 4 + spec.unit_type_bits + 1 + shield
+        own = spec.unit_type_bits + 1 + shield
+        n_actions = N_NO_ATTACK + spec.n_enemies
+        ally_state = 4 + shield + spec.unit_type_bits
+        enemy_state = 3 + shield + spec.unit_type_bits
+        state = (
+            spec.n_agents * ally_state
+            + spec.n_enemies * enemy_state
+            + spec.n_agents * n_actions
+        )
+        return cls(
+            n_agents=spec.n_agents,
+            n_enemies=spec.n_enemies,
+            move_feats=MOVE_FEATS,
+            enemy_feats=unit,
+            ally_feats=unit,
+            own_feats=own,
+            n_actions=n_actions,
+            state_dim=state,
+            episode_limit=spec.episode_limit,
+        )
+
+    @property
+    def obs_dim(self) -> int:
+        return (
+            self.move_feats
+            + self.n_enemies * self.enemy_feats
+            + (self.n_agents - 1) * self.ally_feats
+            + self.own_feats
+        )
+
+    @property
+    def n_attack(self) -> int:
+        return self.n_actions - N_NO_ATTACK
+
+
+PROTOSS = {"stalker", "zealot"}
+
+
+def _marines(name: str, n: int, m: int, limit: int) -> MapSpec:
+    return MapSpec(name, n, m, limit, 0, ("marine",) * n, ("marine",) * m)
+
+
+def _sz(name: str, s: int, z: int, limit: int) -> MapSpec:
+    units = ("stalker",) * s + ("zealot",) * z
+    return MapSpec(name, s + z, s + z, limit, 2, units, units)
+
+
+_MAPS = [
+    _marines("3m", 3, 3, 60),
+    _marines("4m", 4, 4, 75),
+    _marines("5m", 5, 5, 90),
+    _marines("6m", 6, 6, 100),
+    _marines("7m", 7, 7, 110),
+    _marines("8m", 8, 8, 120),
+    _marines("9m", 9, 9, 120),
+    _marines("10m", 10, 10, 120),
+    _marines("11m", 11, 11, 150),
+    _marines("12m", 12, 12, 150),
+    _marines("5m_vs_6m", 5, 6, 70),
+    _marines("7m_vs_8m", 7, 8, 90),
+    _marines("8m_vs_9m", 8, 9, 120),
+    _marines("9m_vs_10m", 9, 10, 140),
+    _marines("10m_vs_11m", 10, 11, 150),
+    _marines("10m_vs_12m", 10, 12, 160),
+    _marines("13m_vs_15m", 13, 15, 160),
+    _sz("1s3z", 1, 3, 120),
+    _sz("1s4z", 1, 4, 130),
+    _sz("1s5z", 1, 5, 140),
+    _sz("2s3z", 2, 3, 120),
+    _sz("2s4z", 2, 4, 130),
+    _sz("2s5z", 2, 5, 150),
+    _sz("3s3z", 3, 3, 140),
+    _sz("3s4z", 3, 4, 140),
+    _sz("3s5z", 3, 5, 150),
+    _sz("4s3z", 4, 3, 150),
+    _sz("4s4z", 4, 4, 150),
+    _sz("4s5z", 4, 5, 160),
+    _sz("4s6z", 4, 6, 170),
+]
+
+MAPS: dict[str, MapSpec] = {m.name: m for m in _MAPS}
+
+
+def get_map(name: str) -> MapSpec:
+    """Look a map up by its SMAC name."""
+    try:
+        return MAPS[name]
+    except KeyError:
+        raise KeyError(f"unknown map {name!r}; known maps: {', '.join(MAPS)}") from None

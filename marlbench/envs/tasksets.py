@@ -1,0 +1,69 @@
+"""Task sets: the published seen/unseen splits with their test-task order (protocol.md §1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from marlbench.envs.maps import MapSpec, get_map
+
+
+@dataclass(frozen=True)
+class TaskSet:
+    """Seen (training) tasks and the ordered test tasks of one benchmark task set."""
+
+    name: str
+    title: str
+    seen: tuple[str, ...]
+    test: tuple[str, ...]
+    source: str
+    backends: tuple[str, ...]
+
+    @property
+    def unseen(self) -> tuple[str, ...]:
+        return tuple(t for t in self.test if t not in self.seen)
+
+    def split(self, task: str) -> str:
+        """'seen' or 'unseen' for a test task of this set."""
+        if task not in self.test:
+            raise KeyError(f"{task!r} is not a test task of {self.name}")
+        return "seen" if task in self.seen else "unseen"
+
+    def maps(self) -> list[MapSpec]:
+        return [get_map(t) for t in self.test]
+
+
+_PAPERS = "ODIS / HiSSD / STAIRS-Former task configs (src/config/tasks/*.yaml)"
+
+TASK_SETS: dict[str, TaskSet] = {
+    ts.name: ts
+    for ts in [
+        TaskSet(
+            "marine_easy",
+            "Marine-Easy",
+            ("3m", "5m", "10m"),
+            ("3m", "4m", "5m", "6m", "7m", "8m", "9m", "10m", "11m", "12m"),
+            _PAPERS,
+            ("smax",),
+        ),
+        TaskSet(
+            "marine_hard",
+            "Marine-Hard",
+            ("3m", "5m_vs_6m", "9m_vs_10m"),
+            (
+                "3m", "4m", "5m", "10m", "12m", "5m_vs_6m", "7m_vs_8m", "8m_vs_9m",
+                "9m_vs_10m", "10m_vs_11m", "10m_vs_12m", "13m_vs_15m",
+            ),
+            _PAPERS,
+            ("smax",),
+        ),
+    ]
+}
+
+
+def get_task_set(name: str) -> TaskSet:
+    try:
+        return TASK_SETS[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown task set {name!r}; choose one of: {', '.join(TASK_SETS)}"
+        ) from None

@@ -1,0 +1,171 @@
+"""Job functions: what a dataset, train or eval job does. Executors call :func:`run_job`;
+nothing here knows which executor runs it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+import traceback
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from marlbench import __version__
+from marlbench.plan import Job
+from marlbench.results.store import Store, read_json, write_json
+
+Progress = Callable[[int, int, str], None]
+
+
+def package_versions() -> dict[str, str]:
+    out = {"marlbench": __version__, "python": platform.python_version()}
+    for name in ("torch", "jax", "jaxmarl", "numpy"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _dataset(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> None:
+    from marlbench.data.collect import collect_dataset
+
+    c = job.config
+    manifest = collect_dataset(
+        c["task"], c["quality"], c["episodes"], c["seed"], out, c["backend"], progress
+    )
+    logging.info("collected %s: %s", c["task"], json.dumps({k: manifest[k] for k in (
+        "episodes", "mean_return", "win_rate")}))
+
+
+def _build_learner(c: dict, device: Any):
+    from marlbench.envs.maps import get_map
+    from marlbench.learners import get_learner
+
+    from marlbench.envs.tasksets import get_task_set
+
+    cls = get_learner(c["algorithm"])
+    layouts = {t: get_map(t).layout for t in get_task_set(c["task_set"]).test}
+    return cls(layouts, cls.Config.model_validate(c["params"]), device)
+
+
+def _train(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> None:
+    import torch
+
+    from marlbench.data.dataset import TaskData, load_episodes
+    from marlbench.learners.base import pick_device
+    from marlbench.train import seed_everything, train
+
+    c = job.config
+    device = pick_device(opts.get("device", "auto"))
+    rng = seed_everything(c["seed"])
+    data = {}
+    for task, ds_id in c["datasets"].items():
+        ds_dir = store.dataset_dir(c["backend"], task, c["quality"], ds_id)
+        data[task] = TaskData(load_episodes(ds_dir, c["last_episodes"]))
+    learner = _build_learner(c, device)
+    logging.info("training %s on %s (%s) for %d updates on %s", c["label"], c["task_set"],
+                 c["quality"], c["updates"], device)
+    ckpt_dir = out / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    metrics = open(out / "metrics.jsonl", "w")  # noqa: SIM115 - closed below
+
+    def save(step: int) -> None:
+        tmp = ckpt_dir / f".step_{step}.pt.tmp"
+        torch.save({"step": step, "learner": learner.state_dict()}, tmp)
+        tmp.rename(ckpt_dir / f"step_{step}.pt")
+
+    def log(row: dict) -> None:
+        metrics.write(json.dumps(row) + "\n")
+        metrics.flush()
+
+    try:
+        train(learner, data, c["updates"], c["batch_episodes"], rng, c["checkpoint_steps"],
+              save, log, progress)
+    finally:
+        metrics.close()
+
+
+def _eval(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> None:
+    import torch
+
+    from marlbench.evaluate import evaluate
+    from marlbench.learners.base import pick_device
+
+    c = job.config
+    device = pick_device(opts.get("device", "auto"))
+    train_dir = store.dir_of("train", c["train"])
+    train_cfg = read_json(train_dir / "job.json")["config"]
+    learner = _build_learner(train_cfg, device)
+    ckpt = torch.load(train_dir / "checkpoints" / f"step_{c['step']}.pt", map_location=device)
+    learner.load_state_dict(ckpt["learner"])
+    start = time.time()
+    stats = evaluate(learner.policy(), c["task"], c["episodes"],
+                     c["eval_seed"] * 1000 + c["seed"], c["backend"], progress)
+    record = {
+        "suite": opts.get("suite"),
+        "algorithm": c["algorithm"],
+        "label": c["label"],
+        "task_set": c["task_set"],
+        "quality": c["quality"],
+        "seed": c["seed"],
+        "task": c["task"],
+        "split": c["split"],
+        "step": c["step"],
+        **stats,
+        "wall_time_s": round(time.time() - start, 3),
+        "backend": c["backend"],
+        "versions": package_versions(),
+        "config_hash": c["train"],
+        "job_id": job.id,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    write_json(out / "records.json", [record])
+    logging.info("%s: win rate %.3f over %d episodes", c["task"], stats["win_rate"],
+                 stats["episodes"])
+
+
+JOB_FUNCTIONS: dict[str, Callable[..., None]] = {
+    "dataset": _dataset,
+    "train": _train,
+    "eval": _eval,
+}
+
+
+def run_job(
+    job_dict: dict, results_dir: str, data_dir: str, opts: dict, progress: Progress | None = None
+) -> dict:
+    """Run one job in this process; record its status; never raise for a job's own failure."""
+    job = Job.from_dict(job_dict)
+    store = Store(Path(results_dir), Path(data_dir))
+    out = store.job_dir(job)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "job.json", job.to_dict())
+    log_path = out / "log.txt"
+    handler = logging.FileHandler(log_path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    start = time.time()
+    status: dict[str, Any] = {"id": job.id, "kind": job.kind, "title": job.title}
+    try:
+        fn = opts.get("job_functions", {}).get(job.kind) or JOB_FUNCTIONS[job.kind]
+        if isinstance(fn, str):  # "module:function", for jobs registered by name
+            module, _, name = fn.partition(":")
+            fn = getattr(__import__(module, fromlist=[name]), name)
+        fn(job, out, store, opts, progress or (lambda *a: None))
+        status.update(state="done")
+    except Exception as exc:  # a failing job is recorded, not propagated
+        logging.error("job failed:\n%s", traceback.format_exc())
+        status.update(state="failed", error=f"{type(exc).__name__}: {exc}")
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+    status.update(wall_time_s=round(time.time() - start, 3), log=str(log_path),
+                  finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    write_json(out / "status.json", status)
+    return status

@@ -1,0 +1,8 @@
+"""Learners: one module per algorithm, each registering itself by name."""
+
+from __future__ import annotations
+
+from marlbench.learners.base import LEARNERS, Learner, Policy, get_learner
+from marlbench.learners import bc_t  # noqa: F401  (registers)
+
+__all__ = ["LEARNERS", "Learner", "Policy", "get_learner"]

@@ -1,0 +1,65 @@
+"""The UPDeT / ODIS entity transformer block (algorithms.md §1.1)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class SelfAttention(nn.Module):
+    """Multi-head attention whose heads each project to the full width, as in UPDeT."""
+
+    def __init__(self, emb: int, heads: int):
+        super().__init__()
+        self.emb, self.heads = emb, heads
+        self.to_q = nn.Linear(emb, emb * heads, bias=False)
+        self.to_k = nn.Linear(emb, emb * heads, bias=False)
+        self.to_v = nn.Linear(emb, emb * heads, bias=False)
+        self.unify = nn.Linear(emb * heads, emb)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, t, e = x.shape
+        h = self.heads
+
+        def split(z: torch.Tensor) -> torch.Tensor:
+            return z.view(b, t, h, e).transpose(1, 2)
+
+        q, k, v = split(self.to_q(x)), split(self.to_k(x)), split(self.to_v(x))
+        bias = None
+        if mask is not None:  # 0 where attention is forbidden
+            bias = torch.zeros(mask.shape, dtype=x.dtype, device=x.device)
+            bias = bias.masked_fill(mask == 0, -1e9).unsqueeze(1)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # scale 1/sqrt(emb)
+        return self.unify(out.transpose(1, 2).reshape(b, t, h * e))
+
+
+class TransformerBlock(nn.Module):
+    """Post-LN block: x ← LN(x + Attn(x)); x ← LN(x + FFN(x)), FFN width 4·emb."""
+
+    def __init__(self, emb: int, heads: int, ff_mult: int = 4):
+        super().__init__()
+        self.attention = SelfAttention(emb, heads)
+        self.norm1 = nn.LayerNorm(emb)
+        self.norm2 = nn.LayerNorm(emb)
+        self.ff = nn.Sequential(
+            nn.Linear(emb, ff_mult * emb), nn.ReLU(), nn.Linear(ff_mult * emb, emb)
+        )
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.norm1(x + self.attention(x, mask))
+        return self.norm2(x + self.ff(x))
+
+
+class Transformer(nn.Module):
+    """``depth`` blocks followed by a per-token output Linear(emb → out)."""
+
+    def __init__(self, emb: int, heads: int, depth: int, out: int):
+        super().__init__()
+        self.blocks = nn.ModuleList(TransformerBlock(emb, heads) for _ in range(depth))
+        self.to_out = nn.Linear(emb, out)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.to_out(x)

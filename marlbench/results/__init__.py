@@ -1,0 +1,1 @@
+"""Results: the on-disk store, aggregation, rendering."""

@@ -1,0 +1,51 @@
+"""The offline training loop: task batches in shuffled rounds, checkpoints, metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from marlbench.data.dataset import TaskData
+from marlbench.learners.base import Learner
+
+Progress = Callable[[int, int, str], None]
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed torch and return the numpy generator every random draw of a job comes from."""
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def train(
+    learner: Learner,
+    data: dict[str, TaskData],
+    updates: int,
+    batch_episodes: int,
+    rng: np.random.Generator,
+    checkpoint_steps: list[int],
+    save_checkpoint: Callable[[int], None],
+    log: Callable[[dict], None],
+    progress: Progress | None = None,
+    log_every: int = 10,
+) -> None:
+    """Run ``updates`` optimiser steps, one per task batch; each round visits every seen task
+    once in shuffled order (the reference ``baseline_run`` discipline)."""
+    tasks = sorted(data)
+    order: list[str] = []
+    pending = set(checkpoint_steps)
+    start = time.time()
+    for step in range(1, updates + 1):
+        if not order:
+            order = [tasks[i] for i in rng.permutation(len(tasks))]
+        task = order.pop()
+        metrics = learner.update(data[task].sample(batch_episodes, rng), task)
+        if step % log_every == 0 or step == updates:
+            log({"step": step, "task": task, "time_s": round(time.time() - start, 3), **metrics})
+        if step in pending:
+            save_checkpoint(step)
+        if progress:
+            progress(step, updates, "train")
