@@ -35,10 +35,10 @@ class Job:
     def title(self) -> str:
         c = self.config
         if self.kind == "dataset":
-            return f"data {c['task']}/{c['quality']}"
+            return f"data {c.get('task')}/{c.get('quality')}"
         if self.kind == "train":
-            return f"train {c['label']} {c['task_set']}/{c['quality']} s{c['seed']}"
-        return f"eval {c['label']} {c['task']} @{c['step']} s{c['seed']}"
+            return f"train {c.get('label')} {c.get('task_set')}/{c.get('quality')} s{c.get('seed')}"
+        return f"eval {c.get('label')} {c.get('task')} @{c.get('step')} s{c.get('seed')}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "config": self.config, "deps": self.deps}

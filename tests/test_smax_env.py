@@ -1,0 +1,105 @@
+"""The embedded backend speaks SMAC: features at known positions, masks, reward, flags."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from marlbench.data.behaviour import FocusFirePolicy
+from marlbench.envs import make_env
+from marlbench.rollout import rollout
+
+
+@pytest.fixture(scope="module")
+def env3m():
+    return make_env("3m", 64)
+
+
+def _placed_state(env, positions, alive, health):
+    _, s = env._env.reset(jax.random.PRNGKey(0))
+    inner = s.state.replace(
+        unit_positions=jnp.array(positions, dtype=jnp.float32),
+        unit_alive=jnp.array(alive),
+        unit_health=jnp.array(health, dtype=jnp.float32),
+        unit_weapon_cooldowns=jnp.zeros(6),
+    )
+    return inner
+
+
+def test_features_and_masks_at_known_positions(env3m):
+    # allies 0-2, enemies 3-5; marine sight 9, shooting range 5 (SMAX), health 45
+    positions = [[10, 16], [14, 16], [25, 16], [13, 20], [12, 16], [20, 20]]
+    alive = [True, True, True, True, True, False]
+    health = [45, 45, 45, 22.5, 45, 0]
+    inner = _placed_state(env3m, positions, alive, health)
+    obs, state, avail = env3m._smac_view(inner, jnp.zeros(3, dtype=jnp.int32))
+    obs, state, avail = np.asarray(obs), np.asarray(state), np.asarray(avail)
+    a0 = obs[0]
+    assert a0.shape == (30,)
+    np.testing.assert_allclose(a0[:4], [1, 1, 1, 1])  # can move N, S, E, W
+    e0, e1, e2 = a0[4:9], a0[9:14], a0[14:19]
+    np.testing.assert_allclose(e0, [0, 5 / 9, 3 / 9, 4 / 9, 0.5], atol=1e-6)  # dist 5: not < 5
+    np.testing.assert_allclose(e1, [1, 2 / 9, 2 / 9, 0, 1.0], atol=1e-6)  # in range: shootable
+    np.testing.assert_allclose(e2, 0)  # dead enemy: zeros
+    al1, al2 = a0[19:24], a0[24:29]
+    np.testing.assert_allclose(al1, [1, 4 / 9, 4 / 9, 0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(al2, 0)  # 15 away: out of sight
+    assert a0[29] == pytest.approx(1.0)  # own health
+    # SMAC masks: no-op only for dead agents; stop; moves; attack j if shootable
+    np.testing.assert_array_equal(avail[0], [0, 1, 1, 1, 1, 1, 0, 1, 0])
+    # global state: ally rows [health, cooldown, (x-16)/32, (y-16)/32], enemy rows [health, x, y]
+    np.testing.assert_allclose(state[:4], [1, 0, (10 - 16) / 32, 0], atol=1e-6)
+    np.testing.assert_allclose(state[12:15], [0.5, (13 - 16) / 32, 4 / 32], atol=1e-6)
+    np.testing.assert_allclose(state[18:21], 0)  # dead enemy row
+    assert state.shape == (48,)
+
+
+def test_dead_agent_and_map_edge(env3m):
+    positions = [[0.5, 16], [14, 16], [25, 16], [13, 20], [12, 16], [20, 20]]
+    inner = _placed_state(env3m, positions, [True, False, True, True, True, True],
+                          [45, 0, 45, 45, 45, 45])
+    obs, _, avail = env3m._smac_view(inner, jnp.zeros(3, dtype=jnp.int32))
+    obs, avail = np.asarray(obs), np.asarray(avail)
+    np.testing.assert_array_equal(obs[1], 0)  # dead agent sees nothing
+    np.testing.assert_array_equal(avail[1], [1, 0, 0, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(avail[0][:6], [0, 1, 1, 1, 1, 0])  # cannot move west off map
+    assert obs[0][3] == 0
+
+
+def test_shapes_and_determinism(env3m):
+    a, b = env3m.reset(7), env3m.reset(7)
+    np.testing.assert_array_equal(a.obs, b.obs)
+    assert a.obs.shape == (64, 3, 30) and a.state.shape == (64, 48)
+    assert a.avail_actions.shape == (64, 3, 9)
+
+
+def _play(env, policy_fn, seed=3):
+    return rollout(env, policy_fn, seed)
+
+
+def test_random_loses_scripted_wins_and_wins_return_20(env3m):
+    rng = np.random.default_rng(0)
+    rand = _play(env3m, lambda r: (rng.random(r.avail_actions.shape) * r.avail_actions).argmax(-1))
+    assert rand.won.mean() <= 0.05
+    pol = FocusFirePolicy(env3m.layout, 0.0, np.random.default_rng(0))
+    scripted = _play(env3m, lambda r: pol.act(r.obs, r.avail_actions))
+    assert scripted.won.mean() > 0.3
+    np.testing.assert_allclose(scripted.returns[scripted.won], 20.0, atol=1e-3)
+    assert (scripted.returns[~scripted.won] < 20).all()
+    assert (scripted.lengths <= 60).all()
+
+
+def test_episode_limit_truncates_not_terminates():
+    env = make_env("3m", 4)
+    env.reset(0)
+    far = jnp.array([[2.0, 8], [2, 16], [2, 24], [30, 8], [30, 16], [30, 24]])
+    inner = env._state.state.replace(
+        step=jnp.full((4,), 59), unit_positions=jnp.broadcast_to(far, (4, 6, 2))
+    )
+    env._state = env._state.replace(state=inner)
+    r = env.step(np.ones((4, 3), dtype=np.int64))  # the 60th step of a 60-step limit
+    assert r.truncated.all() and not r.terminated.any() and not r.won.any()
+    assert env.all_done
+    after = env.step(np.ones((4, 3), dtype=np.int64))  # ended episodes stay frozen
+    assert not after.truncated.any() and not after.terminated.any()
+    assert (after.reward == 0).all()
