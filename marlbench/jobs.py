@@ -43,9 +43,8 @@ def _dataset(job: Job, out: Path, store: Store, opts: dict, progress: Progress) 
 
 def _build_learner(c: dict, device: Any):
     from marlbench.envs.maps import get_map
-    from marlbench.learners import get_learner
-
     from marlbench.envs.tasksets import get_task_set
+    from marlbench.learners import get_learner
 
     cls = get_learner(c["algorithm"])
     layouts = {t: get_map(t).layout for t in get_task_set(c["task_set"]).test}

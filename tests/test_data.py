@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import odis_runs
+
 from marlbench.data.collect import collect_dataset
 from marlbench.data.dataset import TaskData, load_episodes
 from marlbench.data.format import DatasetError, read_part

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -11,7 +11,7 @@ from rich.table import Table
 from marlbench.cli.common import console, user_errors
 
 
-class What(str, Enum):
+class What(StrEnum):
     tasksets = "tasksets"
     algorithms = "algorithms"
     qualities = "qualities"

@@ -1,0 +1,91 @@
+"""Aggregation on hand-made records with known answers."""
+
+import pandas as pd
+import pytest
+
+from marlbench.envs.tasksets import get_task_set
+from marlbench.results import render
+from marlbench.results.aggregate import main_table, select_checkpoint
+
+
+def _records(label, set_name, quality, seed, seen, unseen, step=10, drop=()):
+    ts = get_task_set(set_name)
+    return [
+        {"label": label, "task_set": set_name, "quality": quality, "seed": seed, "task": t,
+         "split": ts.split(t), "step": step, "win_rate": seen if t in ts.seen else unseen}
+        for t in ts.test if t not in drop
+    ]
+
+
+def _frame(*groups):
+    return pd.DataFrame([r for g in groups for r in g])
+
+
+@pytest.fixture
+def records():
+    return _frame(
+        _records("A", "marine_easy", "q", 1, 0.9, 0.3),
+        _records("A", "marine_easy", "q", 2, 0.5, 0.1),
+        _records("A", "marine_hard", "q", 1, 0.6, 0.2),
+        _records("A", "marine_hard", "q", 2, 0.4, 0.0),
+        _records("A", "marine_easy", "q", 1, 1.0, 1.0, step=5),
+        _records("A", "marine_hard", "q", 1, 1.0, 1.0, step=5),
+        _records("A", "marine_easy", "q", 2, 0.0, 0.0, step=5),
+        _records("A", "marine_hard", "q", 2, 0.0, 0.0, step=5),
+        _records("B", "marine_easy", "q", 1, 0.5, 0.5, drop=("12m",)),  # incomplete
+    )
+
+
+def cell(table, row, label):
+    c = table.cells[(row, label)]
+    return None if c.missing else (round(c.mean, 6), round(c.std, 6), c.n_seeds)
+
+
+def test_main_table_final(records):
+    t = main_table(records, "final")
+    assert t.rows == ["Seen · Marine-Easy", "Seen · Marine-Hard", "Seen · Mean",
+                      "Unseen · Mean", "Total Mean"]
+    assert cell(t, "Seen · Marine-Easy", "A") == (70.0, 20.0, 2)
+    assert cell(t, "Seen · Marine-Hard", "A") == (50.0, 10.0, 2)
+    assert cell(t, "Seen · Mean", "A") == (60.0, 15.0, 2)
+    assert cell(t, "Unseen · Mean", "A") == (15.0, 10.0, 2)
+    # per seed: ME total (3·.9 + 7·.3)/10 = .48, MH (3·.6 + 9·.2)/12 = .30 → .39; seed 2 → .16
+    assert cell(t, "Total Mean", "A") == (27.5, 11.5, 2)
+
+
+def test_incomplete_run_is_missing_not_averaged(records):
+    t = main_table(records, "final")
+    assert cell(t, "Seen · Marine-Easy", "B") is None
+    assert render.fmt(t.cells[("Total Mean", "B")]) == render.MISSING
+
+
+def test_checkpoint_rules(records):
+    best = main_table(records, "best")
+    # seed 1 best = step 5 (all 1.0); seed 2 best = step 10 (.5 / .1)
+    assert cell(best, "Seen · Marine-Easy", "A") == (75.0, 25.0, 2)
+    last2 = main_table(records, "last_k", k=2)
+    # seed 1 ME seen (1.0 + .9)/2 = .95; seed 2 (0 + .5)/2 = .25
+    assert cell(last2, "Seen · Marine-Easy", "A") == (60.0, 35.0, 2)
+    picked = select_checkpoint(records, "final")
+    assert len(picked) == 2 * 10 + 2 * 12 + 9  # step-10 rows of A, and B's incomplete run
+    assert set(picked["win_rate"]) <= {0.9, 0.3, 0.5, 0.1, 0.6, 0.2, 0.4, 0.0}
+
+
+def test_qualities_are_averaged_per_seed_first():
+    recs = _frame(
+        _records("A", "marine_easy", "medium", 1, 0.8, 0.2),
+        _records("A", "marine_easy", "expert", 1, 0.4, 0.0),
+    )
+    t = main_table(recs, "final")
+    assert cell(t, "Seen · Marine-Easy", "A") == (60.0, 0.0, 1)
+    assert cell(t, "Unseen · Mean", "A") == (10.0, 0.0, 1)
+
+
+def test_renderers(records):
+    t = main_table(records, "final")
+    md = render.to_markdown(t)
+    assert "| Seen · Marine-Easy | 70.0 ± 20.0 | — |" in md
+    assert "mean ± std" in md
+    csv = render.to_csv(t)
+    assert csv.splitlines()[0] == "scenario,label,mean,std,n_seeds"
+    assert '"checkpoint": "final"' in render.to_json(t)

@@ -1,0 +1,45 @@
+"""The local executor: dependency order, failure isolation, resume, worker processes."""
+
+import pytest
+
+from marlbench.executors.local import execute
+from marlbench.plan import make_plan
+from marlbench.results.store import Store
+from marlbench.suite import Suite
+
+FAKE = {k: f"fake_jobs:{k}" for k in ("dataset", "train", "eval")}
+
+
+def _plan():
+    return make_plan(Suite.model_validate({
+        "name": "t", "task_sets": ["marine_easy"], "qualities": ["scripted"], "seeds": [1, 2],
+        "algorithms": [{"name": "bc_t"}], "training": {"updates": 4},
+        "evaluation": {"interval": None},
+    }))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_failing_job_does_not_stop_independent_ones(tmp_path, workers):
+    plan = _plan()
+    store = Store(tmp_path / "results", tmp_path / "data")
+    summary = execute(plan, store, workers=workers, opts={"job_functions": FAKE})
+    failed = [plan.jobs[j] for j in summary.failed]
+    assert [j.config["seed"] for j in failed] == [2]
+    assert "deliberate failure" in summary.failed[failed[0].id]["error"]
+    assert (store.job_dir(failed[0]) / "log.txt").read_text().count("deliberate failure") >= 1
+    # seed 2's evaluations are skipped; seed 1's all ran
+    assert len(summary.skipped) == 10
+    evals_done = [plan.jobs[j] for j in summary.done if plan.jobs[j].kind == "eval"]
+    assert len(evals_done) == 10 and {j.config["seed"] for j in evals_done} == {1}
+    assert not summary.ok
+
+
+def test_second_run_executes_zero_jobs(tmp_path):
+    plan = _plan()
+    store = Store(tmp_path / "results", tmp_path / "data")
+    first = execute(plan, store, workers=0, opts={"job_functions": FAKE})
+    second = execute(plan, store, workers=0, opts={"job_functions": FAKE})
+    assert len(second.done) == 0
+    assert len(second.already_done) == len(first.done)
+    # the failed job is retried on the next run, and fails again
+    assert list(second.failed) == list(first.failed)
