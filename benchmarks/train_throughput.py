@@ -1,0 +1,71 @@
+"""Training updates per second per learner (batch of 32 episodes at the map's full length).
+
+    python benchmarks/train_throughput.py [--maps 3m 5m 10m] [--batch 32] [--updates 20]
+
+Uses synthetic full-length episodes so every update sees T = episode limit + 1 steps, the worst
+case; real batches are cut to their longest episode and are faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from common import machine
+
+from marlbench.data.dataset import Batch
+from marlbench.envs.maps import get_map
+from marlbench.learners import LEARNERS
+
+
+def full_batch(task: str, b: int, device: torch.device) -> Batch:
+    lay = get_map(task).layout
+    t = lay.episode_limit + 1
+    g = torch.Generator().manual_seed(0)
+    term = torch.zeros(b, t)
+    term[:, -2] = 1
+    return Batch(
+        obs=torch.rand(b, t, lay.n_agents, lay.obs_dim, generator=g),
+        state=torch.rand(b, t, lay.state_dim, generator=g),
+        actions=torch.randint(0, lay.n_actions, (b, t, lay.n_agents), generator=g),
+        avail=torch.ones(b, t, lay.n_agents, lay.n_actions, dtype=torch.int32),
+        reward=torch.rand(b, t, generator=g),
+        terminated=term,
+        filled=torch.ones(b, t),
+    ).to(device)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--maps", nargs="+", default=["3m", "5m", "10m"])
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--updates", type=int, default=10)
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args()
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if args.device != "auto":
+        devices = [args.device]
+    print(machine())
+    print(f"{'learner':>8} {'device':>6} {'map':>5} {'T':>4} {'updates/s':>10} {'s/update':>9}")
+    for name, cls in LEARNERS.items():
+        for dev in devices:
+            device = torch.device(dev)
+            for task in args.maps:
+                learner = cls({task: get_map(task).layout}, cls.Config(), device)
+                batch = full_batch(task, args.batch, device)
+                learner.update(batch, task)  # warm-up
+                if dev == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                for _ in range(args.updates):
+                    learner.update(batch, task)
+                if dev == "cuda":
+                    torch.cuda.synchronize()
+                dt = (time.perf_counter() - t0) / args.updates
+                print(f"{name:>8} {dev:>6} {task:>5} {batch.obs.shape[1]:>4} {1 / dt:>10.2f} "
+                      f"{dt:>9.3f}")
+
+
+if __name__ == "__main__":
+    main()
