@@ -1,0 +1,1 @@
+"""Offline datasets: the ODIS HDF5 episode format, readers, and collection."""
