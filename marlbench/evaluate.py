@@ -8,7 +8,7 @@ import numpy as np
 
 from marlbench.envs import make_env
 from marlbench.learners.base import Policy
-from marlbench.rollout import rollout
+from marlbench.rollout import PolicyActor, rollout
 
 MAX_PARALLEL = 256
 _ENV_CACHE: dict[tuple[str, int, str], object] = {}
@@ -37,13 +37,7 @@ def evaluate(
     while done < episodes:
         b = min(MAX_PARALLEL, episodes - done)
         env = cached_env(task, b, backend)
-        state = policy.initial_state(b, task)
-
-        def act(res, _s=[state]):  # noqa: B006 - closure cell for the recurrent state
-            actions, _s[0] = policy.act(res.obs, res.avail_actions, _s[0], task)
-            return actions
-
-        r = rollout(env, act, seed * 7919 + chunk)
+        r = rollout(env, PolicyActor(policy, task, b), seed * 7919 + chunk)
         won.append(r.won)
         returns.append(r.returns)
         lengths.append(r.lengths)

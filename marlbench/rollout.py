@@ -13,6 +13,18 @@ from marlbench.envs.smax import StepResult
 ActFn = Callable[[StepResult], np.ndarray]
 
 
+class PolicyActor:
+    """Adapts a recurrent greedy policy (``initial_state`` / ``act``) to a roll-out's ActFn."""
+
+    def __init__(self, policy, task: str, batch_size: int):
+        self.policy, self.task = policy, task
+        self.state = policy.initial_state(batch_size, task)
+
+    def __call__(self, res: StepResult) -> np.ndarray:
+        actions, self.state = self.policy.act(res.obs, res.avail_actions, self.state, self.task)
+        return actions
+
+
 @dataclass
 class RolloutResult:
     """Per-episode outcomes of one batch of B episodes (and their transitions if recorded)."""

@@ -103,3 +103,45 @@ def test_episode_limit_truncates_not_terminates():
     after = env.step(np.ones((4, 3), dtype=np.int64))  # ended episodes stay frozen
     assert not after.truncated.any() and not after.terminated.any()
     assert (after.reward == 0).all()
+
+
+def test_protoss_shields_types_and_widths():
+    env = make_env("1s3z", 2)  # ally 0 stalker, allies 1-3 zealots; same for enemies
+    lay = env.layout
+    assert (lay.obs_dim, lay.state_dim, lay.n_actions) == (64, 92, 10)
+    positions = [[10, 16], [12, 16], [8, 8], [8, 24], [13, 16], [14, 19], [30, 30], [30, 2]]
+    # SMAX pools: stalker 160 = 80 hp + 80 shield; zealot 150 = 100 hp + 50 shield
+    health = [160, 150, 150, 150, 120, 60, 150, 150]
+    _, s = env._env.reset(jax.random.PRNGKey(0))
+    inner = s.state.replace(
+        unit_positions=jnp.array(positions, dtype=jnp.float32),
+        unit_alive=jnp.ones(8, dtype=bool),
+        unit_health=jnp.array(health, dtype=jnp.float32),
+        unit_weapon_cooldowns=jnp.zeros(8),
+    )
+    obs, state, avail = env._smac_view(inner, jnp.zeros(4, dtype=jnp.int32))
+    a0 = np.asarray(obs)[0]
+    # enemy 0: a stalker 3 away with 120 of 160: hp 80/80, shield 40/80; type one-hot stalker
+    np.testing.assert_allclose(a0[4:12], [1, 3 / 10, 3 / 10, 0, 1.0, 0.5, 1, 0], atol=1e-6)
+    # enemy 1: a zealot with 60 of 150: hp 60/100, shield 0; type zealot; distance 5 (range 6)
+    np.testing.assert_allclose(a0[12:20], [1, 5 / 10, 4 / 10, 3 / 10, 0.6, 0.0, 0, 1], atol=1e-6)
+    # own: stalker at full health and shield
+    np.testing.assert_allclose(a0[-4:], [1, 1, 1, 0])
+    # state: ally row [health, cooldown, x, y, shield, type bits] has width 7
+    np.testing.assert_allclose(np.asarray(state)[:7], [1, 0, (10 - 16) / 32, 0, 1, 1, 0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("set_name", ["marine_easy", "marine_hard", "stalker_zealot"])
+def test_every_map_of_the_sets_constructs_and_steps(set_name):
+    from marlbench.envs.tasksets import get_task_set
+
+    for spec in get_task_set(set_name).maps():
+        env = make_env(spec.name, 4)
+        r = env.reset(0)
+        assert r.obs.shape == (4, spec.n_agents, spec.layout.obs_dim)
+        assert r.state.shape == (4, spec.layout.state_dim)
+        rng = np.random.default_rng(0)
+        for _ in range(3):
+            r = env.step((rng.random(r.avail_actions.shape) * r.avail_actions).argmax(-1))
+        assert r.avail_actions.shape == (4, spec.n_agents, spec.layout.n_actions)

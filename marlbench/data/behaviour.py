@@ -27,7 +27,9 @@ class FocusFirePolicy:
         enemies = obs[..., start : start + lay.n_enemies * lay.enemy_feats]
         enemies = enemies.reshape(b, n, lay.n_enemies, lay.enemy_feats)
         shootable = avail[..., N_NO_ATTACK:].astype(bool)
-        health = np.where(shootable, enemies[..., 4], np.inf)
+        # remaining health (+ shield on Protoss maps) of each enemy
+        remaining = enemies[..., 4 : 5 + lay.shield].sum(-1)
+        health = np.where(shootable, remaining, np.inf)
         attack = N_NO_ATTACK + health.argmin(-1)
         visible = enemies[..., 1] > 0
         dist = np.where(visible, enemies[..., 1], np.inf)

@@ -52,7 +52,8 @@ class Batch:
     """A padded batch of episodes of one task as torch tensors, truncated to its longest episode.
 
     Shapes: obs [B, T, n, obs], state [B, T, S], actions [B, T, n], avail [B, T, n, A],
-    reward/terminated/filled [B, T]. ``mask`` marks transitions (filled minus the post-terminal row).
+    reward/terminated/filled [B, T]. ``mask`` marks transitions (filled rows minus the
+    post-terminal row).
     """
 
     obs: torch.Tensor

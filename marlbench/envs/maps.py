@@ -48,6 +48,8 @@ class Layout:
     n_actions: int
     state_dim: int
     episode_limit: int
+    unit_type_bits: int = 0
+    shield: int = 0  # 1 when units carry a shield feature (Protoss)
 
     @classmethod
     def for_map(cls, spec: MapSpec) -> Layout:
@@ -72,6 +74,8 @@ class Layout:
             n_actions=n_actions,
             state_dim=state,
             episode_limit=spec.episode_limit,
+            unit_type_bits=spec.unit_type_bits,
+            shield=shield,
         )
 
     @property

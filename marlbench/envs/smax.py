@@ -25,6 +25,13 @@ import numpy as np
 from marlbench.envs.maps import N_NO_ATTACK, Layout, MapSpec
 
 SMAX_UNIT_TYPES = {"marine": 0, "marauder": 1, "stalker": 2, "zealot": 3}
+# StarCraft II hit points and shields. SMAX keeps one pool per unit (its health equals their
+# sum: stalker 160, zealot 150), which is split back into SMAC's two bars, shields absorbing
+# damage first (shields do not regenerate in SMAX).
+SC2_HIT_POINTS = {"marine": 45.0, "marauder": 125.0, "stalker": 80.0, "zealot": 100.0}
+SC2_SHIELDS = {"marine": 0.0, "marauder": 0.0, "stalker": 80.0, "zealot": 50.0}
+# SMAC's unit-type one-hot index on maps with unit_type_bits > 0 (stalkers_and_zealots maps)
+SMAC_TYPE_INDEX = {"stalker": 0, "zealot": 1}
 REWARD_DEATH_VALUE = 10.0
 REWARD_WIN = 200.0
 REWARD_SCALE_RATE = 20.0
@@ -52,7 +59,9 @@ def _configure_jax() -> None:
 
 @contextlib.contextmanager
 def _quiet_stdout():
-    """Silence file descriptor 1: jaxmarl prints banners on import, past sys.stdout."""
+    """Silence jaxmarl's import banners: a module it imports rebinds ``sys.stdout`` to the
+    process's file descriptor 1, so both the descriptor and the Python streams are restored."""
+    streams = sys.stdout, sys.stderr
     sys.stdout.flush()
     saved = os.dup(1)
     try:
@@ -62,6 +71,7 @@ def _quiet_stdout():
     finally:
         os.dup2(saved, 1)
         os.close(saved)
+        sys.stdout, sys.stderr = streams
 
 
 def _import_smax():
@@ -97,11 +107,9 @@ class SmaxEnv:
     backend = "smax"
 
     def __init__(self, spec: MapSpec, batch_size: int):
-        if spec.shield:
-            raise ValueError(
-                f"map {spec.name}: Protoss maps need SMAC's shield features, which the embedded "
-                "backend does not model yet; marine task sets are supported"
-            )
+        unsupported = set(spec.ally_units + spec.enemy_units) - set(SMAX_UNIT_TYPES)
+        if unsupported:
+            raise ValueError(f"map {spec.name}: SMAX has no {', '.join(sorted(unsupported))}")
         self.spec = spec
         self.layout: Layout = spec.layout
         self.batch_size = batch_size
@@ -130,7 +138,17 @@ class SmaxEnv:
         )
         self._env = env
         type_ids = jnp.array(types)
-        max_hp = env.unit_type_health[type_ids]
+        max_hp = env.unit_type_health[type_ids]  # SMAX pool = hit points + shields
+        units = spec.ally_units + spec.enemy_units
+        hp_max = jnp.array([SC2_HIT_POINTS[u] for u in units])
+        shield_max = jnp.array([SC2_SHIELDS[u] for u in units])
+        bits = spec.unit_type_bits
+        type_onehot = np.zeros((n + m, bits), dtype=np.float32)
+        if bits:
+            for k, u in enumerate(units):
+                type_onehot[k, SMAC_TYPE_INDEX[u]] = 1.0
+        type_onehot = jnp.asarray(type_onehot)
+        has_shield = spec.shield
         sight = env.unit_type_sight_ranges[type_ids[:n]]
         shoot = env.unit_type_attack_ranges[type_ids[:n]]
         max_cd = env.unit_type_weapon_cooldowns[type_ids[:n]]
@@ -146,11 +164,16 @@ class SmaxEnv:
         smac_to_smax_move = jnp.asarray(_SMAC_TO_SMAX_MOVE)
         agents = [f"ally_{i}" for i in range(n)]
         n_actions = lay.n_actions
-        bits = spec.unit_type_bits
 
         def smac_view(s, last_actions):
-            pos, alive, hp = s.unit_positions, s.unit_alive, s.unit_health
-            hp_frac = hp / max_hp
+            pos, alive, pool = s.unit_positions, s.unit_alive, s.unit_health
+            # per-unit body features in SMAC order: health, [shield], unit-type one-hot
+            body = [jnp.minimum(pool, hp_max) / hp_max]
+            if has_shield:
+                shield = jnp.clip(pool - hp_max, 0.0, shield_max)
+                body.append(jnp.where(shield_max > 0, shield / jnp.maximum(shield_max, 1.0), 0.0))
+            body = jnp.concatenate([b[:, None] for b in body] + [type_onehot], axis=-1)
+            nb = body.shape[-1]
             a_pos, e_pos = pos[:n], pos[n:]
             a_alive, e_alive = alive[:n], alive[n:]
             # enemies as seen by each agent
@@ -164,7 +187,7 @@ class SmaxEnv:
                     shootable[..., None].astype(jnp.float32),
                     (dist_e / sight[:, None])[..., None],
                     d_e / sight[:, None, None],
-                    jnp.broadcast_to(hp_frac[n:][None, :, None], (n, m, 1)),
+                    jnp.broadcast_to(body[n:][None], (n, m, nb)),
                 ],
                 axis=-1,
             ) * vis_e[..., None]
@@ -177,18 +200,16 @@ class SmaxEnv:
                     vis_a[..., None].astype(jnp.float32),
                     (dist_a / sight[:, None])[..., None],
                     d_a / sight[:, None, None],
-                    jnp.broadcast_to(hp_frac[:n][None, :, None], (n, n, 1)),
+                    jnp.broadcast_to(body[:n][None], (n, n, nb)),
                 ],
                 axis=-1,
             ) * vis_a[..., None]
             a_feats = jnp.take_along_axis(a_feats, others[:, :, None], axis=1)
-            if bits:
-                raise NotImplementedError  # guarded in __init__: marine maps have no type bits
             # moves that keep the unit on the map
             target = a_pos[:, None, :] + move_dirs[None] * step_len[:, None, None]
             inside = jnp.all((target > 0.0) & (target < MAP_SIZE), axis=-1)
             can_move = inside & a_alive[:, None]
-            own = hp_frac[:n, None]
+            own = body[:n]
             obs = jnp.concatenate(
                 [
                     can_move.astype(jnp.float32),
@@ -211,10 +232,13 @@ class SmaxEnv:
             centre = MAP_SIZE / 2.0
             rel = (pos - centre) / MAP_SIZE
             cd = jnp.clip(s.unit_weapon_cooldowns[:n] / max_cd, 0.0, 1.0)
+            # ally rows [health, cooldown, x, y, (shield), type]; enemy rows [health, x, y, ...]
             ally_rows = jnp.concatenate(
-                [hp_frac[:n, None], cd[:, None], rel[:n]], axis=-1
+                [body[:n, :1], cd[:, None], rel[:n], body[:n, 1:]], axis=-1
             ) * a_alive[:, None]
-            enemy_rows = jnp.concatenate([hp_frac[n:, None], rel[n:]], axis=-1) * e_alive[:, None]
+            enemy_rows = jnp.concatenate(
+                [body[n:, :1], rel[n:], body[n:, 1:]], axis=-1
+            ) * e_alive[:, None]
             last = jax.nn.one_hot(last_actions, n_actions, dtype=jnp.float32)
             state = jnp.concatenate(
                 [ally_rows.reshape(-1), enemy_rows.reshape(-1), last.reshape(-1)]
@@ -223,6 +247,8 @@ class SmaxEnv:
 
         def reset_one(key):
             _, s = env.reset(key)
+            # strong dtypes everywhere, so reset and step states share one compiled step
+            s = jax.tree.map(lambda x: jax.lax.convert_element_type(x, x.dtype), s)
             last = jnp.zeros((n,), dtype=jnp.int32)
             obs, state, avail = smac_view(s.state, last)
             return s, last, obs, state, avail

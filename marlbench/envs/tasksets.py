@@ -56,6 +56,17 @@ TASK_SETS: dict[str, TaskSet] = {
             _PAPERS,
             ("smax",),
         ),
+        TaskSet(
+            "stalker_zealot",
+            "Stalker-Zealot",
+            ("2s3z", "2s4z", "3s5z"),
+            (
+                "1s3z", "1s4z", "1s5z", "2s3z", "2s4z", "2s5z", "3s3z", "3s4z", "3s5z",
+                "4s3z", "4s4z", "4s5z", "4s6z",
+            ),
+            _PAPERS,
+            ("smax",),
+        ),
     ]
 }
 
