@@ -11,10 +11,10 @@ from marlbench.learners.base import Policy
 from marlbench.rollout import PolicyActor, rollout
 
 MAX_PARALLEL = 256
-_ENV_CACHE: dict[tuple[str, int, str], object] = {}
+_ENV_CACHE: dict[tuple[str, int, str | None], object] = {}
 
 
-def cached_env(task: str, batch: int, backend: str):
+def cached_env(task: str, batch: int, backend: str | None):
     """Reuse a constructed (and compiled) environment within one worker process."""
     key = (task, batch, backend)
     if key not in _ENV_CACHE:
@@ -27,7 +27,7 @@ def evaluate(
     task: str,
     episodes: int,
     seed: int,
-    backend: str = "smax",
+    backend: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> dict:
     """Win rate and return statistics of greedy ``policy`` over ``episodes`` episodes."""

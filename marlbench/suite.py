@@ -103,6 +103,20 @@ class Suite(_Strict):
         return _check_names(v, QUALITIES, "data quality")
 
     @model_validator(mode="after")
+    def _backend_fits_task_sets(self) -> Suite:
+        for name in self.task_sets:
+            backends = TASK_SETS[name].backends
+            if self.backend not in backends:
+                raise ValueError(f"task set {name!r} does not run on backend {self.backend!r}; "
+                                 f"it runs on: {', '.join(backends)}")
+        for quality in self.qualities:
+            if self.backend not in QUALITIES[quality].backends:
+                fits = [q for q, spec in QUALITIES.items() if self.backend in spec.backends]
+                raise ValueError(f"data quality {quality!r} cannot be collected on backend "
+                                 f"{self.backend!r}; qualities there: {', '.join(fits) or 'none'}")
+        return self
+
+    @model_validator(mode="after")
     def _labels_unique(self) -> Suite:
         labels = [a.label for a in self.algorithms]
         dupes = sorted({x for x in labels if labels.count(x) > 1})

@@ -105,3 +105,14 @@ def test_shipped_suites_validate(root):
     for path in sorted((root / "suites").glob("*.yaml")):
         result = _invoke("validate", path)
         assert result.exit_code == 0, result.output
+
+
+def test_backend_and_quality_must_fit_the_task_sets(tmp_path):
+    path = _write(tmp_path, BASE.replace("[marine_easy]", "[cn]"))
+    result = _invoke("validate", path)
+    assert result.exit_code == 2
+    assert "task set 'cn' does not run on backend 'smax'; it runs on: grid" in result.output
+    path = _write(tmp_path, BASE.replace("[marine_easy]", "[cn]").replace("smax", "grid"))
+    result = _invoke("validate", path)
+    assert result.exit_code == 2
+    assert "data quality 'scripted' cannot be collected on backend 'grid'" in result.output

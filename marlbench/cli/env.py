@@ -22,6 +22,12 @@ SMAX_NOTE = (
 )
 
 
+CN_NOTE = (
+    "Grid cooperative navigation with the semantics of ODIS's grid_mpe (landmarks play the "
+    "enemy role in the entity layout; 5 actions, none of them attacks)."
+)
+
+
 def _spec(map_name: str):
     from marlbench.envs.maps import get_map
 
@@ -35,18 +41,22 @@ def _spec(map_name: str):
 @user_errors
 def info(
     map_name: str = typer.Argument(..., help="SMAC map name, e.g. 3m, 5m_vs_6m, 2s3z"),
-    backend: str = typer.Option("smax", "--backend", help="Backend (smax)"),
+    backend: str = typer.Option(None, "--backend", help="smax | grid (default: the task's)"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
 ) -> None:
     """Agents, enemies, observation / state widths, actions, entity layout and episode limit.
 
     Example: marlbench env info 3m --json
     """
-    from marlbench.envs import BACKENDS
+    from marlbench.envs import BACKENDS, default_backend
 
+    spec = _spec(map_name)
+    backend = backend or default_backend(spec.name)
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
-    spec = _spec(map_name)
+    if backend != default_backend(spec.name):
+        raise UserError(f"{spec.name} runs on backend {default_backend(spec.name)!r}, "
+                        f"not {backend!r}")
     lay = spec.layout
     data = {
         "map": spec.name,
@@ -66,7 +76,7 @@ def info(
             "ally": [lay.n_agents - 1, lay.ally_feats],
             "own": lay.own_feats,
         },
-        "notes": SMAX_NOTE if backend == "smax" else "",
+        "notes": SMAX_NOTE if backend == "smax" else CN_NOTE,
     }
     if as_json:
         print(json.dumps(data, indent=2))
@@ -96,6 +106,8 @@ def bench(
 
     if policy not in ("random", "heuristic"):
         raise UserError(f"unknown policy {policy!r}; choose one of: random, heuristic")
+    if policy == "heuristic" and map_name.startswith("cn-"):
+        raise UserError("the heuristic is a StarCraft focus-fire script; use --policy random")
     if episodes <= 0:
         raise UserError("--episodes must be positive")
     spec = _spec(map_name)

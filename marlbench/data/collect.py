@@ -28,7 +28,7 @@ def collect_dataset(
     episodes: int,
     seed: int,
     out_dir: Path,
-    backend: str = "smax",
+    backend: str | None = None,
     progress: Progress | None = None,
 ) -> dict:
     """Collect ``episodes`` episodes of ``quality`` on ``task``; write parts and a manifest."""

@@ -13,6 +13,7 @@ class Quality:
     description: str
     behaviour: str
     epsilon: float
+    backends: tuple[str, ...] = ("smax",)
 
 
 QUALITIES: dict[str, Quality] = {

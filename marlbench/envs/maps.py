@@ -35,9 +35,17 @@ class MapSpec:
         return Layout.for_map(self)
 
 
+SMAC_ORDER = ("move", "enemy", "ally", "own")
+
+
 @dataclass(frozen=True)
 class Layout:
-    """Entity layout of a SMAC observation: [move | enemies × nf_en | allies × nf_al | own]."""
+    """Entity layout of a flat observation, cut into blocks in ``order``.
+
+    SMAC: [move | enemies × nf_en | allies × nf_al | own]. Grid navigation (ODIS's
+    ``cn_decomposer``): [own | other agents | landmarks], landmarks playing the enemy role.
+    Actions: ``n_no_attack`` basic actions, then one per enemy entity.
+    """
 
     n_agents: int
     n_enemies: int
@@ -50,6 +58,8 @@ class Layout:
     episode_limit: int
     unit_type_bits: int = 0
     shield: int = 0  # 1 when units carry a shield feature (Protoss)
+    order: tuple[str, ...] = SMAC_ORDER
+    n_no_attack: int = N_NO_ATTACK
 
     @classmethod
     def for_map(cls, spec: MapSpec) -> Layout:
@@ -89,7 +99,25 @@ class Layout:
 
     @property
     def n_attack(self) -> int:
-        return self.n_actions - N_NO_ATTACK
+        return self.n_actions - self.n_no_attack
+
+    def block_widths(self) -> dict[str, int]:
+        return {
+            "move": self.move_feats,
+            "enemy": self.n_enemies * self.enemy_feats,
+            "ally": (self.n_agents - 1) * self.ally_feats,
+            "own": self.own_feats,
+        }
+
+    def slices(self) -> dict[str, slice]:
+        """Where each block sits in the flat observation."""
+        out, start = {}, 0
+        widths = self.block_widths()
+        for block in self.order:
+            out[block] = slice(start, start + widths[block])
+            start += widths[block]
+        out.setdefault("move", slice(0, 0))
+        return out
 
 
 PROTOSS = {"stalker", "zealot"}
@@ -140,9 +168,13 @@ _MAPS = [
 MAPS: dict[str, MapSpec] = {m.name: m for m in _MAPS}
 
 
-def get_map(name: str) -> MapSpec:
-    """Look a map up by its SMAC name."""
-    try:
+def get_map(name: str):
+    """Look a task up by name: a SMAC map (3m, 2s3z, ...) or a grid navigation task (cn-2, ...)."""
+    from marlbench.envs.cn import CN_TASKS
+
+    if name in MAPS:
         return MAPS[name]
-    except KeyError:
-        raise KeyError(f"unknown map {name!r}; known maps: {', '.join(MAPS)}") from None
+    if name in CN_TASKS:
+        return CN_TASKS[name]
+    known = ", ".join([*MAPS, *CN_TASKS])
+    raise KeyError(f"unknown map {name!r}; known maps: {known}")

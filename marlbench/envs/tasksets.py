@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from marlbench.envs.maps import MapSpec, get_map
+from marlbench.envs.maps import get_map
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class TaskSet:
             raise KeyError(f"{task!r} is not a test task of {self.name}")
         return "seen" if task in self.seen else "unseen"
 
-    def maps(self) -> list[MapSpec]:
+    def maps(self) -> list:
         return [get_map(t) for t in self.test]
 
 
@@ -66,6 +66,14 @@ TASK_SETS: dict[str, TaskSet] = {
             ),
             _PAPERS,
             ("smax",),
+        ),
+        TaskSet(
+            "cn",
+            "CN",
+            ("cn-2", "cn-4"),
+            ("cn-2", "cn-3", "cn-4", "cn-5"),
+            "ODIS / STAIRS-Former task configs cn-{expert,medium}.yaml",
+            ("grid",),
         ),
     ]
 }

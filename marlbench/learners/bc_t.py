@@ -15,9 +15,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from marlbench.data.dataset import Batch
-from marlbench.envs.maps import N_NO_ATTACK, Layout
+from marlbench.envs.maps import Layout
 from marlbench.learners.base import Learner, LearnerConfig, Policy, register
-from marlbench.nets.entity import EntityTokenizer, action_values
+from marlbench.nets.entity import EntityTokenizer, action_values, entity_widths
 from marlbench.nets.transformer import Transformer
 
 
@@ -29,14 +29,14 @@ class EntityAgent(nn.Module):
         self.emb = emb
         self.tokenizer = EntityTokenizer(layouts, emb)
         self.transformer = Transformer(emb, heads, depth, emb)
-        self.q_basic = nn.Linear(emb, N_NO_ATTACK)
+        self.q_basic = nn.Linear(emb, entity_widths(layouts)[-1])
 
     def step(
-        self, tokens: torch.Tensor, hist: torch.Tensor, n_enemies: int
+        self, tokens: torch.Tensor, hist: torch.Tensor, layout: Layout
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """tokens [N, E, emb], hist [N, 1, emb] → logits [N, A], next hist [N, 1, emb]."""
         out = self.transformer(torch.cat([tokens, hist], dim=1))
-        return action_values(self.q_basic, out, n_enemies), out[:, -1:, :]
+        return action_values(self.q_basic, out, layout), out[:, -1:, :]
 
     def unroll(self, obs: torch.Tensor, actions: torch.Tensor, layout: Layout) -> torch.Tensor:
         """obs [B, T, n, obs], actions [B, T, n] → logits [B, T, n, A] (teacher-forced history)."""
@@ -48,7 +48,7 @@ class EntityAgent(nn.Module):
         hist = obs.new_zeros(b * n, 1, self.emb)
         logits = []
         for tokens_t in steps:
-            q, hist = self.step(tokens_t, hist, layout.n_enemies)
+            q, hist = self.step(tokens_t, hist, layout)
             logits.append(q)
         return torch.stack(logits, dim=1).view(b, n, t, -1).transpose(1, 2)
 
@@ -79,7 +79,7 @@ class EntityPolicy(Policy):
         av = torch.as_tensor(avail, device=self.device)
         b, n = o.shape[:2]
         tokens = self.agent.tokenizer(o, last, lay).reshape(b * n, -1, self.agent.emb)
-        q, hist = self.agent.step(tokens, hist, lay.n_enemies)
+        q, hist = self.agent.step(tokens, hist, lay)
         q = q.view(b, n, -1).masked_fill(av == 0, -1e10)
         actions = q.argmax(-1)
         return actions.cpu().numpy().astype(np.int64), (hist, actions)
