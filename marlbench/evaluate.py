@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -11,6 +12,14 @@ from marlbench.learners.base import Policy
 from marlbench.rollout import PolicyActor, rollout
 
 MAX_PARALLEL = 256
+MAX_LOST_EPISODES = 32
+
+
+def max_parallel(backend: str | None) -> int:
+    """Episodes played at once: many on the embedded simulators, a few StarCraft II games."""
+    if backend == "sc2":
+        return int(os.environ.get("MARLBENCH_SC2_PARALLEL", "4"))
+    return MAX_PARALLEL
 _ENV_CACHE: dict[tuple[str, int, str | None], object] = {}
 
 
@@ -34,16 +43,22 @@ def evaluate(
     won, returns, lengths, dead_a, dead_e = [], [], [], [], []
     done = 0
     chunk = 0
+    lost = 0
+    parallel = max_parallel(backend)
     while done < episodes:
-        b = min(MAX_PARALLEL, episodes - done)
+        b = min(parallel, episodes - done)
         env = cached_env(task, b, backend)
         r = rollout(env, PolicyActor(policy, task, b), seed * 7919 + chunk)
-        won.append(r.won)
-        returns.append(r.returns)
-        lengths.append(r.lengths)
-        dead_a.append(r.dead_allies)
-        dead_e.append(r.dead_enemies)
-        done += b
+        keep = ~r.crashed  # an episode lost to a simulator crash is played again
+        lost += int(r.crashed.sum())
+        if lost > MAX_LOST_EPISODES:
+            raise RuntimeError(f"{task}: {lost} episodes lost to simulator crashes; giving up")
+        won.append(r.won[keep])
+        returns.append(r.returns[keep])
+        lengths.append(r.lengths[keep])
+        dead_a.append(r.dead_allies[keep])
+        dead_e.append(r.dead_enemies[keep])
+        done += int(keep.sum())
         chunk += 1
         if progress:
             progress(done, episodes, f"eval {task}")
@@ -57,4 +72,5 @@ def evaluate(
         "dead_allies": float(np.concatenate(dead_a).mean()),
         "dead_enemies": float(np.concatenate(dead_e).mean()),
         "episodes": int(won_a.size),
+        "crashed_episodes": lost,
     }

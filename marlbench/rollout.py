@@ -35,6 +35,7 @@ class RolloutResult:
     dead_allies: np.ndarray
     dead_enemies: np.ndarray
     episodes: EpisodeArrays | None = None
+    crashed: np.ndarray | None = None  # episodes lost to a simulator failure (real SC2 only)
 
 
 def rollout(env, act: ActFn, seed: int, record: bool = False) -> RolloutResult:
@@ -57,6 +58,7 @@ def rollout(env, act: ActFn, seed: int, record: bool = False) -> RolloutResult:
     returns = np.zeros(b, np.float32)
     lengths = np.zeros(b, np.int64)
     won = np.zeros(b, bool)
+    crashed = np.zeros(b, bool)
     for t in range(limit):
         actions = act(res)
         if record:
@@ -70,6 +72,8 @@ def rollout(env, act: ActFn, seed: int, record: bool = False) -> RolloutResult:
         returns += res.reward * running
         lengths += running
         won |= res.won
+        if res.crashed is not None:
+            crashed |= res.crashed
         if record:
             buf.reward[idx, t] = res.reward[idx]
             ended = idx[res.done[idx]]
@@ -89,4 +93,5 @@ def rollout(env, act: ActFn, seed: int, record: bool = False) -> RolloutResult:
         dead_allies=res.dead_allies,
         dead_enemies=res.dead_enemies,
         episodes=buf if record else None,
+        crashed=crashed,
     )

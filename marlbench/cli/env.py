@@ -22,6 +22,10 @@ SMAX_NOTE = (
 )
 
 
+SC2_NOTE = (
+    "Real StarCraft II through oxwhirl SMAC, configured as the ODIS family's sc2_offline.yaml "
+    "(difficulty 7, step_mul 8); run `marlbench doctor` to check the installation."
+)
 CN_NOTE = (
     "Grid cooperative navigation with the semantics of ODIS's grid_mpe (landmarks play the "
     "enemy role in the entity layout; 5 actions, none of them attacks)."
@@ -48,14 +52,14 @@ def info(
 
     Example: marlbench env info 3m --json
     """
-    from marlbench.envs import BACKENDS, default_backend
+    from marlbench.envs import BACKENDS, default_backend, task_backends
 
     spec = _spec(map_name)
     backend = backend or default_backend(spec.name)
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
-    if backend != default_backend(spec.name):
-        raise UserError(f"{spec.name} runs on backend {default_backend(spec.name)!r}, "
+    if backend not in task_backends(spec.name):
+        raise UserError(f"{spec.name} runs on backend(s) {', '.join(task_backends(spec.name))}, "
                         f"not {backend!r}")
     lay = spec.layout
     data = {
@@ -76,7 +80,7 @@ def info(
             "ally": [lay.n_agents - 1, lay.ally_feats],
             "own": lay.own_feats,
         },
-        "notes": SMAX_NOTE if backend == "smax" else CN_NOTE,
+        "notes": {"smax": SMAX_NOTE, "grid": CN_NOTE, "sc2": SC2_NOTE}[backend],
     }
     if as_json:
         print(json.dumps(data, indent=2))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from marlbench import __version__
+from marlbench.cli.doctor import doctor
 from marlbench.cli.env import env_app
 from marlbench.cli.listing import list_
 from marlbench.cli.report import report
@@ -40,3 +41,4 @@ app.command("validate")(validate)
 app.command("report")(report)
 app.command("list")(list_)
 app.add_typer(env_app, name="env")
+app.command("doctor")(doctor)

@@ -25,6 +25,7 @@ QUALITIES: dict[str, Quality] = {
             "range, else close in on the nearest visible one) with 5% uniformly random actions",
             behaviour="focus_fire",
             epsilon=0.05,
+            backends=("smax", "sc2"),
         ),
     ]
 }

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-BACKENDS = ("smax", "grid")
+BACKENDS = ("smax", "sc2", "grid")
+
+
+def task_backends(map_name: str) -> tuple[str, ...]:
+    """Backends a task runs on, the default first: grid for cn-*; smax or sc2 for StarCraft."""
+    from marlbench.envs.cn import CN_TASKS
+
+    return ("grid",) if map_name in CN_TASKS else ("smax", "sc2")
 
 
 def default_backend(map_name: str) -> str:
-    """The backend a task runs on when none is named: grid for cn-*, smax for StarCraft maps."""
-    from marlbench.envs.cn import CN_TASKS
-
-    return "grid" if map_name in CN_TASKS else "smax"
+    return task_backends(map_name)[0]
 
 
 def make_env(map_name: str, batch_size: int, backend: str | None = None):
@@ -18,9 +22,9 @@ def make_env(map_name: str, batch_size: int, backend: str | None = None):
 
     spec = get_map(map_name)
     backend = backend or default_backend(map_name)
-    if backend != default_backend(map_name):
-        raise ValueError(f"task {map_name} does not run on backend {backend!r}; it runs on "
-                         f"{default_backend(map_name)!r}")
+    if backend not in task_backends(map_name):
+        raise ValueError(f"task {map_name} does not run on backend {backend!r}; it runs on: "
+                         f"{', '.join(task_backends(map_name))}")
     if backend == "grid":
         from marlbench.envs.cn import CNEnv
 
@@ -29,4 +33,8 @@ def make_env(map_name: str, batch_size: int, backend: str | None = None):
         from marlbench.envs.smax import SmaxEnv
 
         return SmaxEnv(spec, batch_size)
+    if backend == "sc2":
+        from marlbench.envs.sc2 import Sc2Env
+
+        return Sc2Env(spec, batch_size)
     raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")

@@ -95,10 +95,12 @@ class StepResult:
     won: np.ndarray  # [B] bool
     dead_allies: np.ndarray  # [B] int
     dead_enemies: np.ndarray  # [B] int
+    crashed: np.ndarray | None = None  # [B] bool: the simulator failed; episode invalid
 
     @property
     def done(self) -> np.ndarray:
-        return self.terminated | self.truncated
+        done = self.terminated | self.truncated
+        return done if self.crashed is None else done | self.crashed
 
 
 class SmaxEnv:

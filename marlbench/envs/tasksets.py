@@ -43,7 +43,7 @@ TASK_SETS: dict[str, TaskSet] = {
             ("3m", "5m", "10m"),
             ("3m", "4m", "5m", "6m", "7m", "8m", "9m", "10m", "11m", "12m"),
             _PAPERS,
-            ("smax",),
+            ("smax", "sc2"),
         ),
         TaskSet(
             "marine_hard",
@@ -54,7 +54,7 @@ TASK_SETS: dict[str, TaskSet] = {
                 "9m_vs_10m", "10m_vs_11m", "10m_vs_12m", "13m_vs_15m",
             ),
             _PAPERS,
-            ("smax",),
+            ("smax", "sc2"),
         ),
         TaskSet(
             "stalker_zealot",
@@ -65,7 +65,7 @@ TASK_SETS: dict[str, TaskSet] = {
                 "4s3z", "4s4z", "4s5z", "4s6z",
             ),
             _PAPERS,
-            ("smax",),
+            ("smax", "sc2"),
         ),
         TaskSet(
             "cn",
