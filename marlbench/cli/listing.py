@@ -31,7 +31,8 @@ def list_(
         from marlbench.envs.tasksets import TASK_SETS
 
         t = Table(title="Task sets")
-        for col in ("name", "title", "seen", "unseen", "backends", "source"):
+        t.add_column("name", no_wrap=True)
+        for col in ("title", "seen", "unseen", "backends", "source"):
             t.add_column(col)
         for ts in TASK_SETS.values():
             t.add_row(ts.name, ts.title, ", ".join(ts.seen), ", ".join(ts.unseen),
@@ -40,7 +41,8 @@ def list_(
         from marlbench.learners import LEARNERS
 
         t = Table(title="Algorithms")
-        for col in ("name", "label", "description", "parameters (defaults)"):
+        t.add_column("name", no_wrap=True)
+        for col in ("label", "description", "parameters (defaults)"):
             t.add_column(col)
         for cls in LEARNERS.values():
             params = ", ".join(f"{k}={v}" for k, v in cls.Config().model_dump().items())
