@@ -132,7 +132,8 @@ def test_protoss_shields_types_and_widths():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("set_name", ["marine_easy", "marine_hard", "stalker_zealot"])
+@pytest.mark.parametrize("set_name", ["marine_easy", "marine_hard", "stalker_zealot",
+                                      "smacv2_protoss", "smacv2_terran", "smacv2_zerg"])
 def test_every_map_of_the_sets_constructs_and_steps(set_name):
     from marlbench.envs.tasksets import get_task_set
 
@@ -145,3 +146,20 @@ def test_every_map_of_the_sets_constructs_and_steps(set_name):
         for _ in range(3):
             r = env.step((rng.random(r.avail_actions.shape) * r.avail_actions).argmax(-1))
         assert r.avail_actions.shape == (4, spec.n_agents, spec.layout.n_actions)
+
+
+def test_smacv2_style_unit_mixes_are_drawn_and_mirrored():
+    env = make_env("zerg_10_vs_11", 64)
+    env.reset(5)
+    types = np.asarray(env._state.state.unit_types)  # [B, 21]: 10 allies then 11 enemies
+    assert set(np.unique(types)) == {4, 5}  # zergling, hydralisk
+    np.testing.assert_array_equal(types[:, :10], types[:, 10:20])  # enemies mirror allies
+    assert len({tuple(row) for row in types[:, :10]}) > 10  # mixes differ across episodes
+    r = env.reset(5)
+    lay = env.layout
+    assert lay.enemy_feats == 4 + 2 + 1 and r.obs.shape == (64, 10, lay.obs_dim)
+    # one-hot bits in observations follow the drawn types (enemy 0 seen by a live agent)
+    enemy0 = r.obs[..., 4:4 + lay.enemy_feats]
+    seen = enemy0[..., 1] > 0
+    expected = np.stack([types[:, 10] == 4, types[:, 10] == 5], -1).astype(np.float32)
+    np.testing.assert_array_equal(enemy0[..., 5:7][seen], np.repeat(expected[:, None], 10, 1)[seen])

@@ -24,11 +24,15 @@ class MapSpec:
     unit_type_bits: int
     ally_units: tuple[str, ...]
     enemy_units: tuple[str, ...]
+    type_order: tuple[str, ...] = ()  # unit types in the order of the one-hot bits
+    sampled_from: tuple[str, ...] = ()  # SMACv2-style: unit types drawn anew each episode
+    defined_by: str = "SMAC / ODIS map registry"
 
     @property
     def shield(self) -> bool:
         """Protoss units carry shields; SMAC then adds one shield feature per unit."""
-        return any(u in PROTOSS for u in self.ally_units + self.enemy_units)
+        units = self.ally_units + self.enemy_units + self.sampled_from
+        return any(u in PROTOSS for u in units)
 
     @property
     def layout(self) -> Layout:
@@ -129,7 +133,22 @@ def _marines(name: str, n: int, m: int, limit: int) -> MapSpec:
 
 def _sz(name: str, s: int, z: int, limit: int) -> MapSpec:
     units = ("stalker",) * s + ("zealot",) * z
-    return MapSpec(name, s + z, s + z, limit, 2, units, units)
+    return MapSpec(name, s + z, s + z, limit, 2, units, units, ("stalker", "zealot"))
+
+
+# SMACv2-style races on SMAX: two unit types each (SMAX has no medivac, colossus or baneling),
+# drawn with equal probability (SMACv2 weights 0.45 / 0.45 / 0.1 without the third type).
+SMACV2_RACES = {
+    "protoss": ("stalker", "zealot"),
+    "terran": ("marine", "marauder"),
+    "zerg": ("zergling", "hydralisk"),
+}
+
+
+def _v2(race: str, n: int, m: int) -> MapSpec:
+    pool = SMACV2_RACES[race]
+    return MapSpec(f"{race}_{n}_vs_{m}", n, m, 200, len(pool), (pool[0],) * n, (pool[0],) * m,
+                   pool, pool, "marlbench (SMACv2-style unit mixes on SMAX)")
 
 
 _MAPS = [
@@ -163,6 +182,7 @@ _MAPS = [
     _sz("4s4z", 4, 4, 150),
     _sz("4s5z", 4, 5, 160),
     _sz("4s6z", 4, 6, 170),
+    *(_v2(race, n, m) for race in SMACV2_RACES for n, m in ((5, 5), (10, 10), (10, 11))),
 ]
 
 MAPS: dict[str, MapSpec] = {m.name: m for m in _MAPS}

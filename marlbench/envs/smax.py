@@ -24,14 +24,22 @@ import numpy as np
 
 from marlbench.envs.maps import N_NO_ATTACK, Layout, MapSpec
 
-SMAX_UNIT_TYPES = {"marine": 0, "marauder": 1, "stalker": 2, "zealot": 3}
+SMAX_UNIT_TYPES = {"marine": 0, "marauder": 1, "stalker": 2, "zealot": 3, "zergling": 4,
+                   "hydralisk": 5}
 # StarCraft II hit points and shields. SMAX keeps one pool per unit (its health equals their
 # sum: stalker 160, zealot 150), which is split back into SMAC's two bars, shields absorbing
 # damage first (shields do not regenerate in SMAX).
-SC2_HIT_POINTS = {"marine": 45.0, "marauder": 125.0, "stalker": 80.0, "zealot": 100.0}
-SC2_SHIELDS = {"marine": 0.0, "marauder": 0.0, "stalker": 80.0, "zealot": 50.0}
-# SMAC's unit-type one-hot index on maps with unit_type_bits > 0 (stalkers_and_zealots maps)
-SMAC_TYPE_INDEX = {"stalker": 0, "zealot": 1}
+SC2_HIT_POINTS = {"marine": 45.0, "marauder": 125.0, "stalker": 80.0, "zealot": 100.0,
+                  "zergling": 35.0, "hydralisk": 80.0}
+SC2_SHIELDS = {"marine": 0.0, "marauder": 0.0, "stalker": 80.0, "zealot": 50.0,
+               "zergling": 0.0, "hydralisk": 0.0}
+
+
+def _by_smax_type(values: dict[str, float]) -> np.ndarray:
+    out = np.zeros(len(SMAX_UNIT_TYPES), dtype=np.float32)
+    for unit, idx in SMAX_UNIT_TYPES.items():
+        out[idx] = values[unit]
+    return out
 REWARD_DEATH_VALUE = 10.0
 REWARD_WIN = 200.0
 REWARD_SCALE_RATE = 20.0
@@ -128,7 +136,8 @@ class SmaxEnv:
         spec, lay = self.spec, self.layout
         n, m = spec.n_agents, spec.n_enemies
         types = [SMAX_UNIT_TYPES[u] for u in spec.ally_units + spec.enemy_units]
-        scenario = Scenario(jnp.array(types, dtype=jnp.uint8), n, m, False, False)
+        sampled = bool(spec.sampled_from)
+        scenario = Scenario(jnp.array(types, dtype=jnp.uint8), n, m, sampled, False)
         env = HeuristicEnemySMAX(
             scenario=scenario,
             max_steps=spec.episode_limit,
@@ -139,28 +148,32 @@ class SmaxEnv:
             attack_mode="closest",
         )
         self._env = env
-        type_ids = jnp.array(types)
-        max_hp = env.unit_type_health[type_ids]  # SMAX pool = hit points + shields
-        units = spec.ally_units + spec.enemy_units
-        hp_max = jnp.array([SC2_HIT_POINTS[u] for u in units])
-        shield_max = jnp.array([SC2_SHIELDS[u] for u in units])
+        # per-unit constants are looked up from each episode's unit types (SMAX type ids)
+        hp_table = jnp.asarray(_by_smax_type(SC2_HIT_POINTS))
+        shield_table = jnp.asarray(_by_smax_type(SC2_SHIELDS))
         bits = spec.unit_type_bits
-        type_onehot = np.zeros((n + m, bits), dtype=np.float32)
-        if bits:
-            for k, u in enumerate(units):
-                type_onehot[k, SMAC_TYPE_INDEX[u]] = 1.0
-        type_onehot = jnp.asarray(type_onehot)
+        onehot_table = np.zeros((len(SMAX_UNIT_TYPES), bits), dtype=np.float32)
+        for k, unit in enumerate(spec.type_order):
+            onehot_table[SMAX_UNIT_TYPES[unit], k] = 1.0
+        onehot_table = jnp.asarray(onehot_table)
         has_shield = spec.shield
-        sight = env.unit_type_sight_ranges[type_ids[:n]]
-        shoot = env.unit_type_attack_ranges[type_ids[:n]]
-        max_cd = env.unit_type_weapon_cooldowns[type_ids[:n]]
-        step_len = (
-            env.unit_type_velocities[type_ids[:n]]
-            * env.time_per_step
-            * env.world_steps_per_env_step
-        )
-        max_reward = m * REWARD_DEATH_VALUE + REWARD_WIN + float(np.sum(np.asarray(max_hp[n:])))
-        reward_scale = max_reward / REWARD_SCALE_RATE
+        pool_ids = jnp.array([SMAX_UNIT_TYPES[u] for u in spec.sampled_from] or [0])
+
+        def unit_constants(unit_types):
+            t = unit_types.astype(jnp.int32)
+            a = t[:n]
+            return {
+                "pool_max": env.unit_type_health[t],  # SMAX pool = hit points + shields
+                "hp_max": hp_table[t],
+                "shield_max": shield_table[t],
+                "onehot": onehot_table[t],
+                "sight": env.unit_type_sight_ranges[a],
+                "shoot": env.unit_type_attack_ranges[a],
+                "max_cd": env.unit_type_weapon_cooldowns[a],
+                "step_len": env.unit_type_velocities[a] * env.time_per_step
+                * env.world_steps_per_env_step,
+            }
+
         others = np.array([[k for k in range(n) if k != i] for i in range(n)], dtype=np.int32)
         move_dirs = jnp.asarray(_MOVE_DIRS)
         smac_to_smax_move = jnp.asarray(_SMAC_TO_SMAX_MOVE)
@@ -169,12 +182,15 @@ class SmaxEnv:
 
         def smac_view(s, last_actions):
             pos, alive, pool = s.unit_positions, s.unit_alive, s.unit_health
+            c = unit_constants(s.unit_types)
+            hp_max, shield_max = c["hp_max"], c["shield_max"]
+            sight, shoot, max_cd, step_len = c["sight"], c["shoot"], c["max_cd"], c["step_len"]
             # per-unit body features in SMAC order: health, [shield], unit-type one-hot
             body = [jnp.minimum(pool, hp_max) / hp_max]
             if has_shield:
                 shield = jnp.clip(pool - hp_max, 0.0, shield_max)
                 body.append(jnp.where(shield_max > 0, shield / jnp.maximum(shield_max, 1.0), 0.0))
-            body = jnp.concatenate([b[:, None] for b in body] + [type_onehot], axis=-1)
+            body = jnp.concatenate([b[:, None] for b in body] + [c["onehot"]], axis=-1)
             nb = body.shape[-1]
             a_pos, e_pos = pos[:n], pos[n:]
             a_alive, e_alive = alive[:n], alive[n:]
@@ -248,7 +264,17 @@ class SmaxEnv:
             return obs, state, avail
 
         def reset_one(key):
+            key, type_key = jax.random.split(key)
             _, s = env.reset(key)
+            if sampled:  # a new unit mix each episode; enemies mirror the allies
+                k1, k2 = jax.random.split(type_key)
+                ally = pool_ids[jax.random.randint(k1, (n,), 0, pool_ids.size)]
+                extra = pool_ids[jax.random.randint(k2, (m,), 0, pool_ids.size)]
+                idx = jnp.arange(m)
+                enemy = jnp.where(idx < n, ally[jnp.minimum(idx, n - 1)], extra)
+                unit_types = jnp.concatenate([ally, enemy]).astype(s.state.unit_types.dtype)
+                s = s.replace(state=s.state.replace(
+                    unit_types=unit_types, unit_health=env.unit_type_health[unit_types]))
             # strong dtypes everywhere, so reset and step states share one compiled step
             s = jax.tree.map(lambda x: jax.lax.convert_element_type(x, x.dtype), s)
             last = jnp.zeros((n,), dtype=jnp.int32)
@@ -272,7 +298,9 @@ class SmaxEnv:
             over = ~jnp.any(e_alive) | ~jnp.any(a_alive)
             truncated = ~over & (inner.step >= spec.episode_limit)
             raw = jnp.sum(hp0 - hp1) + REWARD_DEATH_VALUE * jnp.sum(killed) + REWARD_WIN * won
-            reward = raw / reward_scale
+            enemy_pool = env.unit_type_health[inner.unit_types[n:].astype(jnp.int32)]
+            max_reward = m * REWARD_DEATH_VALUE + REWARD_WIN + jnp.sum(enemy_pool)
+            reward = raw / (max_reward / REWARD_SCALE_RATE)
             last = jnp.where(a_alive, actions, 0).astype(jnp.int32)
             # an episode that already ended stays frozen
             s_out = jax.tree.map(lambda old, new: jnp.where(done, old, new), s, s2)

@@ -67,6 +67,18 @@ TASK_SETS: dict[str, TaskSet] = {
             _PAPERS,
             ("smax", "sc2"),
         ),
+        *(
+            TaskSet(
+                f"smacv2_{race}",
+                f"SMACv2-{race.capitalize()}",
+                (f"{race}_5_vs_5",),
+                (f"{race}_5_vs_5", f"{race}_10_vs_10", f"{race}_10_vs_11"),
+                "defined by marlbench: no canonical published multi-task SMACv2 split exists "
+                "(protocol.md §1); unit mixes drawn each episode, surround-or-reflect starts",
+                ("smax",),
+            )
+            for race in ("protoss", "terran", "zerg")
+        ),
         TaskSet(
             "cn",
             "CN",
