@@ -119,3 +119,15 @@ def test_live_starcraft2_3m_matches_layout():
         assert res.lengths[0] <= 60
     finally:
         env.close()
+
+
+def test_smacv2_capability_config_matches_the_embedded_task():
+    from marlbench.envs.sc2 import smacv2_capability_config
+
+    spec = get_map("terran_10_vs_11")
+    cfg = smacv2_capability_config(spec)
+    assert cfg["team_gen"]["unit_types"] == ["marine", "marauder", "medivac"]
+    assert cfg["team_gen"]["weights"] == [0.5, 0.5, 0.0]
+    assert (cfg["n_units"], cfg["n_enemies"], cfg["start_positions"]["n_enemies"]) == (10, 11, 11)
+    # SMACv2 protoss 5v5 without own position: 4 + 5·9 + 4·9 + 5 = 90 (the README's 92 minus 2)
+    assert get_map("protoss_5_vs_5").layout.obs_dim == 90

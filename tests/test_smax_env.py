@@ -157,9 +157,11 @@ def test_smacv2_style_unit_mixes_are_drawn_and_mirrored():
     assert len({tuple(row) for row in types[:, :10]}) > 10  # mixes differ across episodes
     r = env.reset(5)
     lay = env.layout
-    assert lay.enemy_feats == 4 + 2 + 1 and r.obs.shape == (64, 10, lay.obs_dim)
+    assert lay.enemy_feats == 4 + 3 + 1 and r.obs.shape == (64, 10, lay.obs_dim)
     # one-hot bits in observations follow the drawn types (enemy 0 seen by a live agent)
     enemy0 = r.obs[..., 4:4 + lay.enemy_feats]
     seen = enemy0[..., 1] > 0
-    expected = np.stack([types[:, 10] == 4, types[:, 10] == 5], -1).astype(np.float32)
-    np.testing.assert_array_equal(enemy0[..., 5:7][seen], np.repeat(expected[:, None], 10, 1)[seen])
+    # bits: zergling, hydralisk, baneling (never drawn: SMAX has none)
+    expected = np.stack([types[:, 10] == 4, types[:, 10] == 5, types[:, 10] == 99], -1)
+    expected = np.repeat(expected.astype(np.float32)[:, None], 10, 1)
+    np.testing.assert_array_equal(enemy0[..., 5:8][seen], expected[seen])

@@ -136,19 +136,22 @@ def _sz(name: str, s: int, z: int, limit: int) -> MapSpec:
     return MapSpec(name, s + z, s + z, limit, 2, units, units, ("stalker", "zealot"))
 
 
-# SMACv2-style races on SMAX: two unit types each (SMAX has no medivac, colossus or baneling),
-# drawn with equal probability (SMACv2 weights 0.45 / 0.45 / 0.1 without the third type).
+# SMACv2 races with their unit types in SMACv2's one-hot order. SMAX has no colossus, medivac
+# or baneling, so marlbench's SMACv2-style tasks draw only the first two types, with equal
+# probability (SMACv2's weights 0.45 / 0.45 / 0.1 without the third); the third bit stays
+# in the layout so that real SMACv2 (with weight 0 on the third type) has the same widths.
 SMACV2_RACES = {
-    "protoss": ("stalker", "zealot"),
-    "terran": ("marine", "marauder"),
-    "zerg": ("zergling", "hydralisk"),
+    "protoss": ("stalker", "zealot", "colossus"),
+    "terran": ("marine", "marauder", "medivac"),
+    "zerg": ("zergling", "hydralisk", "baneling"),
 }
 
 
 def _v2(race: str, n: int, m: int) -> MapSpec:
-    pool = SMACV2_RACES[race]
-    return MapSpec(f"{race}_{n}_vs_{m}", n, m, 200, len(pool), (pool[0],) * n, (pool[0],) * m,
-                   pool, pool, "marlbench (SMACv2-style unit mixes on SMAX)")
+    order = SMACV2_RACES[race]
+    pool = order[:2]
+    return MapSpec(f"{race}_{n}_vs_{m}", n, m, 200, len(order), (pool[0],) * n, (pool[0],) * m,
+                   order, pool, "marlbench (SMACv2-style unit mixes)")
 
 
 _MAPS = [

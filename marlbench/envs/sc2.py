@@ -6,7 +6,8 @@ raises or does not answer within ``step_timeout`` seconds is killed and started 
 episode it was playing is reported as ``crashed`` and evaluation plays a replacement episode.
 
 The environment is configured as the ODIS family's ``sc2_offline.yaml`` (protocol.md §5), so
-observations, states, masks and rewards need no remapping: SMAC already speaks SMAC.
+observations, states, masks and rewards need no remapping: SMAC already speaks SMAC. The
+SMACv2-style tasks use SMACv2's capability wrapper with options that keep SMAC's layout.
 Maps outside stock SMAC (the unseen marine and stalker/zealot maps) are added to SMAC's map
 registry from marlbench's; their ``.SC2Map`` files must be installed (the ODIS map patch), which
 ``marlbench doctor`` checks.
@@ -83,9 +84,58 @@ def make_smac_env(map_name: str, seed: int):
     return StarCraft2Env(map_name=map_name, seed=seed, **SMAC_KWARGS)
 
 
+def smacv2_capability_config(spec: MapSpec) -> dict:
+    """SMACv2 capability config of a marlbench SMACv2-style task: the race's first two unit
+    types with equal weight (the third, which SMAX lacks, gets weight 0) and SMACv2's
+    surround-or-reflect starts on its 32 × 32 map."""
+    third = spec.type_order[2]
+    return {
+        "n_units": spec.n_agents,
+        "n_enemies": spec.n_enemies,
+        "team_gen": {
+            "dist_type": "weighted_teams",
+            "unit_types": list(spec.type_order),
+            "weights": [0.5, 0.5, 0.0],
+            "exception_unit_types": [third],
+            "observe": True,
+        },
+        "start_positions": {
+            "dist_type": "surrounded_and_reflect",
+            "p": 0.5,
+            "n_enemies": spec.n_enemies,
+            "map_x": 32,
+            "map_y": 32,
+        },
+    }
+
+
+def make_smacv2_env(map_name: str, seed: int):
+    """A SMACv2 ``StarCraftCapabilityEnvWrapper`` for a marlbench SMACv2-style task, with the
+    observation options that give SMAC's layout (no own position, no conic field of view,
+    SMAC's shooting range) so it matches the embedded backend's widths."""
+    from smacv2.env.starcraft2.wrapper import StarCraftCapabilityEnvWrapper
+
+    from marlbench.envs.maps import get_map
+
+    spec = get_map(map_name)
+    race = spec.name.split("_")[0]
+    return StarCraftCapabilityEnvWrapper(
+        capability_config=smacv2_capability_config(spec), map_name=f"10gen_{race}", seed=seed,
+        conic_fov=False, obs_own_pos=False, use_unit_ranges=False, min_attack_range=2,
+        **SMAC_KWARGS,
+    )
+
+
 def _resolve(factory: str):
     module, _, name = factory.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def _avail(env) -> np.ndarray:
+    avail = env.get_avail_actions()
+    if isinstance(avail, tuple):  # some SMACv2 versions also return the unmasked actions
+        avail = avail[0]
+    return np.asarray(avail, np.int32)
 
 
 def _worker(conn, factory: str, map_name: str, seed: int) -> None:
@@ -97,14 +147,14 @@ def _worker(conn, factory: str, map_name: str, seed: int) -> None:
                 env.reset()
                 conn.send((np.asarray(env.get_obs(), np.float32),
                            np.asarray(env.get_state(), np.float32),
-                           np.asarray(env.get_avail_actions(), np.int32)))
+                           _avail(env)))
             elif cmd == "step":
                 reward, terminated, info = env.step(list(arg))
                 conn.send((float(reward), bool(terminated), dict(info),
                            int(getattr(env, "_episode_steps", 0)),
                            np.asarray(env.get_obs(), np.float32),
                            np.asarray(env.get_state(), np.float32),
-                           np.asarray(env.get_avail_actions(), np.int32)))
+                           _avail(env)))
             elif cmd == "close":
                 break
     finally:
@@ -129,8 +179,9 @@ class Sc2Env:
         self.spec = spec
         self.layout = spec.layout
         self.batch_size = batch_size
-        self.factory = factory or os.environ.get(
-            "MARLBENCH_SC2_FACTORY", "marlbench.envs.sc2:make_smac_env")
+        default = ("marlbench.envs.sc2:make_smacv2_env" if spec.sampled_from
+                   else "marlbench.envs.sc2:make_smac_env")
+        self.factory = factory or os.environ.get("MARLBENCH_SC2_FACTORY", default)
         self.step_timeout = step_timeout
         self._ctx = mp.get_context("spawn")
         self._slots: list[_Slot | None] = [None] * batch_size

@@ -154,7 +154,8 @@ class SmaxEnv:
         bits = spec.unit_type_bits
         onehot_table = np.zeros((len(SMAX_UNIT_TYPES), bits), dtype=np.float32)
         for k, unit in enumerate(spec.type_order):
-            onehot_table[SMAX_UNIT_TYPES[unit], k] = 1.0
+            if unit in SMAX_UNIT_TYPES:  # types SMAX lacks are never drawn
+                onehot_table[SMAX_UNIT_TYPES[unit], k] = 1.0
         onehot_table = jnp.asarray(onehot_table)
         has_shield = spec.shield
         pool_ids = jnp.array([SMAX_UNIT_TYPES[u] for u in spec.sampled_from] or [0])

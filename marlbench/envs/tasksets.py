@@ -75,7 +75,7 @@ TASK_SETS: dict[str, TaskSet] = {
                 (f"{race}_5_vs_5", f"{race}_10_vs_10", f"{race}_10_vs_11"),
                 "defined by marlbench: no canonical published multi-task SMACv2 split exists "
                 "(protocol.md §1); unit mixes drawn each episode, surround-or-reflect starts",
-                ("smax",),
+                ("smax", "sc2"),
             )
             for race in ("protoss", "terran", "zerg")
         ),
