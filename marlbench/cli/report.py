@@ -13,7 +13,8 @@ from marlbench.errors import UserError
 @user_errors
 def report(
     results_dir: Path = typer.Argument(Path("results"), help="Results directory"),
-    table: bool = typer.Option(False, "--table", help="Print the main win-rate table"),
+    table: bool = typer.Option(True, "--table", help="Print the main win-rate table (the "
+                               "default, and so far the only report)"),
     fmt: str = typer.Option("rich", "--format", "-f", help="rich | md | csv | json"),
     suite: str = typer.Option(None, "--suite", help="Only this suite's latest run"),
     checkpoint: str = typer.Option(None, "--checkpoint", help="final | best | last_k "
@@ -35,8 +36,6 @@ def report(
                         f"{', '.join(CHECKPOINT_RULES)}")
     if not results_dir.is_dir():
         raise UserError(f"results directory {results_dir} does not exist")
-    if not table:
-        table = True  # the table is the only report so far
     records = load_records(results_dir, suite)
     if records.empty:
         raise UserError(f"no evaluation records in {results_dir}; run a suite first "

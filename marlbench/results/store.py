@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from marlbench.errors import UserError
 from marlbench.plan import Job, Plan
 
 RECORD_COLUMNS = [
@@ -97,8 +98,6 @@ def load_records(results_dir: Path, suite: str | None = None) -> pd.DataFrame:
         plans = [p for p in plans if p["suite"] == suite]
         if not plans:
             known = ", ".join(p["suite"] for p in store.plans()) or "none"
-            from marlbench.errors import UserError
-
             raise UserError(f"no runs of suite {suite!r} in {results_dir}; suites there: {known}")
     rows = []
     if plans:
