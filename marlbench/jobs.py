@@ -70,22 +70,20 @@ def _train(job: Job, out: Path, store: Store, opts: dict, progress: Progress) ->
                  c["quality"], c["updates"], device)
     ckpt_dir = out / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    metrics = open(out / "metrics.jsonl", "w")  # noqa: SIM115 - closed below
 
     def save(step: int) -> None:
         tmp = ckpt_dir / f".step_{step}.pt.tmp"
         torch.save({"step": step, "learner": learner.state_dict()}, tmp)
         tmp.rename(ckpt_dir / f"step_{step}.pt")
 
-    def log(row: dict) -> None:
-        metrics.write(json.dumps(row) + "\n")
-        metrics.flush()
+    with open(out / "metrics.jsonl", "w") as metrics:
 
-    try:
+        def log(row: dict) -> None:
+            metrics.write(json.dumps(row) + "\n")
+            metrics.flush()
+
         train(learner, data, c["updates"], c["batch_episodes"], rng, c["checkpoint_steps"],
               save, log, progress)
-    finally:
-        metrics.close()
 
 
 def _eval(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> None:

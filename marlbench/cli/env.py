@@ -67,11 +67,11 @@ def info(
         "backend": backend,
         "n_agents": spec.n_agents,
         "n_enemies": spec.n_enemies,
-        "ally_units": (list(spec.ally_units) if not getattr(spec, "sampled_from", ())
-                       else f"drawn each episode from {', '.join(spec.sampled_from)}"),
-        "enemy_units": (list(spec.enemy_units) if not getattr(spec, "sampled_from", ())
-                        else "the allies' types, extra enemies drawn likewise"),
-        "defined_by": getattr(spec, "defined_by", "ODIS grid_mpe"),
+        "ally_units": (f"drawn each episode from {', '.join(spec.sampled_from)}"
+                       if spec.sampled_from else list(spec.ally_units)),
+        "enemy_units": ("the allies' types, extra enemies drawn likewise"
+                        if spec.sampled_from else list(spec.enemy_units)),
+        "defined_by": spec.defined_by,
         "obs_dim": lay.obs_dim,
         "state_dim": lay.state_dim,
         "n_actions": lay.n_actions,

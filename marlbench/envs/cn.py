@@ -41,6 +41,8 @@ class CNSpec:
     reach_range: int = 2
     unit_type_bits: int = 0
     shield: bool = False
+    sampled_from: tuple[str, ...] = ()
+    defined_by: str = "ODIS grid_mpe map_config"
 
     @property
     def n_enemies(self) -> int:
