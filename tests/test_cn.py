@@ -88,4 +88,4 @@ def test_bc_on_cn2_expert_reaches_090():
 @pytest.mark.slow
 def test_bc_on_cn4_expert_reaches_80_percent_of_the_data():
     data_return = load_episodes(_run("cn-4", "expert")).returns.mean()
-    assert _bc("cn-4", "expert", 2000) >= 0.8 * data_return
+    assert _bc("cn-4", "expert", 3000) >= 0.8 * data_return  # measured: 0.363 vs 0.358
