@@ -30,15 +30,33 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _dataset(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> None:
-    from marlbench.data.collect import collect_dataset
+def _behaviour(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> None:
+    from marlbench.data.protocol import train_behaviour
 
     c = job.config
-    manifest = collect_dataset(
-        c["task"], c["quality"], c["episodes"], c["seed"], out, c["backend"], progress
-    )
-    logging.info("collected %s: %s", c["task"], json.dumps({k: manifest[k] for k in (
-        "episodes", "mean_return", "win_rate")}))
+    summary = train_behaviour(c["task"], c["backend"], c["settings"], c["seed"], out, progress)
+    logging.info("behaviour %s: expert eval win %.3f at %d steps; medium eval win %.3f at %d "
+                 "steps (threshold %.3f)", c["task"], summary["expert"]["eval_win_rate"],
+                 summary["expert"]["env_steps"], summary["medium"]["eval_win_rate"],
+                 summary["medium"]["env_steps"], summary["medium"]["threshold"])
+    for warning in summary["warnings"]:
+        logging.warning(warning)
+
+
+def _dataset(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> None:
+    from marlbench.data.collect import collect_scripted
+    from marlbench.data.protocol import make_quality
+
+    c = job.config
+    if "behaviour" in c:
+        behaviour_dir = store.behaviour_dir(c["backend"], c["task"], c["behaviour"])
+        manifest = make_quality(c["quality"], behaviour_dir, c["episodes"], c["seed"], out,
+                                progress)
+    else:
+        manifest = collect_scripted(c["task"], c["quality"], c["episodes"], c["seed"], out,
+                                    c["backend"], progress)
+    logging.info("collected %s/%s: %s", c["task"], c["quality"], json.dumps(
+        {k: manifest[k] for k in ("episodes", "mean_return", "win_rate")}))
 
 
 def _build_learner(c: dict, device: Any):
@@ -54,17 +72,21 @@ def _build_learner(c: dict, device: Any):
 def _train(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> None:
     import torch
 
-    from marlbench.data.dataset import TaskData, load_episodes
+    from marlbench.data.dataset import load_task_data
+    from marlbench.envs.maps import get_map
     from marlbench.learners.base import pick_device
     from marlbench.train import seed_everything, train
 
     c = job.config
     device = pick_device(opts.get("device", "auto"))
     rng = seed_everything(c["seed"])
-    data = {}
-    for task, ds_id in c["datasets"].items():
-        ds_dir = store.dataset_dir(c["backend"], task, c["quality"], ds_id)
-        data[task] = TaskData(load_episodes(ds_dir, c["last_episodes"]))
+    data = {
+        task: load_task_data(
+            [(store.data_dir / src["dir"], src["last"]) for src in sources],
+            get_map(task).layout, task,
+        )
+        for task, sources in c["datasets"].items()
+    }
     learner = _build_learner(c, device)
     logging.info("training %s on %s (%s) for %d updates on %s", c["label"], c["task_set"],
                  c["quality"], c["updates"], device)
@@ -126,6 +148,7 @@ def _eval(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> 
 
 
 JOB_FUNCTIONS: dict[str, Callable[..., None]] = {
+    "behaviour": _behaviour,
     "dataset": _dataset,
     "train": _train,
     "eval": _eval,

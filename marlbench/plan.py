@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from marlbench.data.qualities import get_quality
 from marlbench.envs.tasksets import get_task_set
+from marlbench.errors import UserError
 from marlbench.suite import Suite, resolved_params
 
-COLLECTOR_VERSION = 1  # bump when collection changes what it writes
-TRAINER_VERSION = 1
+COLLECTOR_VERSION = 2  # bump when collection changes what it writes
+BEHAVIOUR_VERSION = 1
+TRAINER_VERSION = 2
 EVALUATOR_VERSION = 1
 
 
@@ -23,7 +27,7 @@ def job_id(kind: str, config: dict[str, Any]) -> str:
 
 @dataclass
 class Job:
-    kind: str  # dataset | train | eval
+    kind: str  # behaviour | dataset | train | eval
     config: dict[str, Any]
     deps: list[str] = field(default_factory=list)
     id: str = ""
@@ -36,6 +40,8 @@ class Job:
         c = self.config
         if self.kind == "dataset":
             return f"data {c.get('task')}/{c.get('quality')}"
+        if self.kind == "behaviour":
+            return f"behaviour {c.get('task')}"
         if self.kind == "train":
             return f"train {c.get('label')} {c.get('task_set')}/{c.get('quality')} s{c.get('seed')}"
         return f"eval {c.get('label')} {c.get('task')} @{c.get('step')} s{c.get('seed')}"
@@ -66,35 +72,79 @@ class Plan:
         return out
 
 
-def make_plan(suite: Suite) -> Plan:
-    """Expand a suite: dataset job per (task, quality), train job per (algorithm label, task
-    set, quality, seed), eval job per (train job, checkpoint step, test task)."""
+def imported_run(data_dir: Path, source: str, task: str, quality: str) -> Path:
+    """The imported run folder the ODIS loader would pick: the lexicographically last one
+    under ``<data>/<source>/<task>/<quality>/`` that holds a manifest."""
+    folder = Path(data_dir) / source / task / quality
+    runs = sorted(p for p in folder.glob("*") if (p / "manifest.json").exists())
+    if not runs:
+        raise UserError(
+            f"no imported {quality} data for {task} under {folder}; import it first, e.g. "
+            f"marlbench data import {source} PATH --data-dir {data_dir}"
+        )
+    return runs[-1]
+
+
+def make_plan(suite: Suite, data_dir: Path | None = None) -> Plan:
+    """Expand a suite: a behaviour job per seen task (learned qualities), a dataset job per
+    (task, stored quality), a train job per (algorithm label, task set, quality, seed), an
+    eval job per (train job, checkpoint step, test task). Task sets in ``data.imported`` read
+    imported runs from ``data_dir`` instead of collecting."""
     jobs: dict[str, Job] = {}
 
     def add(job: Job) -> Job:
         jobs.setdefault(job.id, job)
         return jobs[job.id]
 
+    def collected(task: str, quality: str) -> Job:
+        q = get_quality(quality)
+        config: dict[str, Any] = {
+            "backend": suite.backend,
+            "task": task,
+            "quality": quality,
+            "episodes": suite.data.episodes,
+            "seed": suite.data.seed,
+            "version": COLLECTOR_VERSION,
+        }
+        deps = []
+        if q.producer == "behaviour":
+            behaviour = add(Job("behaviour", {
+                "backend": suite.backend,
+                "task": task,
+                "settings": suite.data.behaviour.model_dump(),
+                "seed": suite.data.seed,
+                "version": BEHAVIOUR_VERSION,
+            }))
+            config["behaviour"] = behaviour.id
+            deps = [behaviour.id]
+        return add(Job("dataset", config, deps=deps))
+
     steps = suite.checkpoint_steps()
     for set_name in suite.task_sets:
         task_set = get_task_set(set_name)
+        source = suite.data.imported.get(set_name)
         for quality in suite.qualities:
-            datasets = {}
+            stored = get_quality(quality).stored
+            share = suite.data.last_episodes // len(stored)
+            datasets: dict[str, list[dict[str, Any]]] = {}
+            dataset_jobs: set[str] = set()
             for task in task_set.seen:
-                ds = add(
-                    Job(
-                        "dataset",
-                        {
-                            "backend": suite.backend,
-                            "task": task,
-                            "quality": quality,
-                            "episodes": suite.data.episodes,
-                            "seed": suite.data.seed,
-                            "version": COLLECTOR_VERSION,
-                        },
-                    )
-                )
-                datasets[task] = ds.id
+                datasets[task] = []
+                for part in stored:
+                    if source is not None:
+                        if data_dir is None:
+                            raise UserError(f"task set {set_name} reads imported data: a data "
+                                            "directory is needed to plan it")
+                        run = imported_run(data_dir, source, task, part)
+                        manifest = (run / "manifest.json").read_bytes()
+                        datasets[task].append({
+                            "dir": run.relative_to(data_dir).as_posix(), "last": share,
+                            "manifest_sha256": hashlib.sha256(manifest).hexdigest()})
+                        continue
+                    ds = collected(task, part)
+                    dataset_jobs.add(ds.id)
+                    datasets[task].append({
+                        "dir": f"{suite.backend}/{task}/{part}/{ds.id}", "last": share})
             for entry in suite.algorithms:
                 for seed in suite.seeds:
                     train = add(
@@ -117,7 +167,7 @@ def make_plan(suite: Suite) -> Plan:
                                 "datasets": datasets,
                                 "version": TRAINER_VERSION,
                             },
-                            deps=sorted(set(datasets.values())),
+                            deps=sorted(dataset_jobs),
                         )
                     )
                     for step in steps:
@@ -147,8 +197,9 @@ def make_plan(suite: Suite) -> Plan:
 
 
 def topological_order(plan: Plan) -> list[str]:
-    """Job ids with every dependency before its dependents (datasets, trains, evals)."""
-    rank = {"dataset": 0, "train": 1, "eval": 2}
+    """Job ids with every dependency before its dependents (behaviour runs, datasets, trains,
+    evals)."""
+    rank = {"behaviour": 0, "dataset": 1, "train": 2, "eval": 3}
 
     def key(i: str) -> tuple:
         job = plan.jobs[i]

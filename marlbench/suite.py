@@ -49,12 +49,51 @@ class AlgorithmEntry(_Strict):
         return self
 
 
+class BehaviourSettings(_Strict):
+    """The online behaviour policy trained per seen task to produce the learned qualities.
+
+    Defaults follow the ODIS collection settings (t_max 2.05M env steps, evaluation every 10k
+    steps on 32 greedy episodes); the behaviour learner is MAPPO (``marlbench.data.mappo``).
+    """
+
+    algorithm: Literal["mappo"] = "mappo"
+    env_steps: int = Field(2_050_000, gt=0, description="training budget in environment steps")
+    batch_episodes: int = Field(128, gt=0, description="episodes played in parallel per update")
+    eval_interval: int = Field(10_000, gt=0, description="evaluate and checkpoint every N steps")
+    eval_episodes: int = Field(32, gt=0, description="greedy episodes per evaluation")
+    medium_fraction: float = Field(
+        0.5, gt=0, le=1, description="medium = first checkpoint reaching this × expert win rate")
+    medium_win_rate: float | None = Field(
+        None, gt=0, le=1, description="absolute stop win rate instead (ODIS's stop_winrate)")
+    params: dict[str, Any] = Field(default_factory=dict, description="MAPPO overrides")
+
+    @field_validator("params")
+    @classmethod
+    def _known_params(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from dataclasses import fields
+
+        from marlbench.data.mappo import MappoConfig
+
+        valid = [f.name for f in fields(MappoConfig)]
+        unknown = sorted(set(v) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown MAPPO parameter(s) {', '.join(unknown)}; valid: "
+                             f"{', '.join(valid)}")
+        return v
+
+
 class DataSettings(_Strict):
-    """How much offline data each (task, quality) gets and how it is loaded."""
+    """How much offline data each (task, quality) gets, how it is made and how it is loaded."""
 
     episodes: int = Field(2000, gt=0, description="episodes collected per task and quality")
     last_episodes: int = Field(2000, gt=0, description="the loader keeps the last N episodes")
     seed: int = Field(0, description="collection seed")
+    behaviour: BehaviourSettings = Field(default_factory=BehaviourSettings)
+    imported: dict[str, str] = Field(
+        default_factory=dict,
+        description="task set → import source (e.g. odis): read `marlbench data import` data "
+        "for its seen tasks instead of collecting",
+    )
 
 
 class TrainingSettings(_Strict):
@@ -109,7 +148,12 @@ class Suite(_Strict):
             if self.backend not in backends:
                 raise ValueError(f"task set {name!r} does not run on backend {self.backend!r}; "
                                  f"it runs on: {', '.join(backends)}")
-        for quality in self.qualities:
+        for name in self.data.imported:
+            if name not in self.task_sets:
+                raise ValueError(f"data.imported names task set {name!r}, which the suite does "
+                                 f"not run; its task sets: {', '.join(self.task_sets)}")
+        collected = [s for s in self.task_sets if s not in self.data.imported]
+        for quality in self.qualities if collected else []:
             if self.backend not in QUALITIES[quality].backends:
                 fits = [q for q, spec in QUALITIES.items() if self.backend in spec.backends]
                 raise ValueError(f"data quality {quality!r} cannot be collected on backend "

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import odis_runs
 
-from marlbench.data.collect import collect_dataset
+from marlbench.data.collect import collect_scripted
 from marlbench.data.dataset import TaskData, load_episodes
 from marlbench.data.format import DatasetError, read_part
 
@@ -50,7 +50,7 @@ def test_batch_mask_excludes_post_terminal_row(odis_3m):
 @pytest.fixture(scope="module")
 def collected(tmp_path_factory):
     out = tmp_path_factory.mktemp("ds") / "3m"
-    manifest = collect_dataset("3m", "scripted", 40, 0, out)
+    manifest = collect_scripted("3m", "scripted", 40, 0, out)
     return out, manifest
 
 
@@ -77,7 +77,7 @@ def test_flipped_byte_is_detected(collected, tmp_path):
     data = bytearray((copy / "part_0.h5").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (copy / "part_0.h5").write_bytes(bytes(data))
-    with pytest.raises(DatasetError, match="checksum"):
+    with pytest.raises(DatasetError, match="sha256"):
         load_episodes(copy)
 
 

@@ -53,8 +53,8 @@ def test_valid_suite(tmp_path):
         ("updates: 10", "updates: ten", ":9: training.updates: Input should be a valid integer"),
         ("- name: bc_t", "- name: bc_x", ":7: algorithms.0.name: unknown algorithm 'bc_x'"),
         ("{updates: 5}", "{updatez: 5}", ":12: profiles.quick.training.updatez: Extra inputs"),
-        ("[scripted]", "[expert]", ":4: qualities: unknown data quality 'expert'; choose one "
-         "of: scripted"),
+        ("[scripted]", "[experts]", ":4: qualities: unknown data quality 'experts'; choose one "
+         "of: expert, medium, medium-replay, medium-expert, scripted"),
     ],
 )
 def test_validation_errors_name_file_line_and_field(tmp_path, old, new, expected):

@@ -9,6 +9,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from marlbench.data.format import DatasetError
 from marlbench.errors import UserError
 
 console = Console()
@@ -22,7 +23,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except UserError as exc:
+        except (UserError, DatasetError) as exc:
             err_console.print(
                 f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True
             )

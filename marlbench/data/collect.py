@@ -1,4 +1,10 @@
-"""Dataset collection on the embedded backend: roll out a behaviour policy, write ODIS parts."""
+"""Writing datasets: ODIS part files filled batch by batch, then a manifest as the commit mark.
+
+A dataset folder is complete exactly when its ``manifest.json`` exists and every part matches
+the sha256 recorded there. Parts are written under temporary names and renamed; the manifest is
+written last, atomically. A folder without a manifest is an interrupted attempt and is cleared
+before the next one; a folder whose manifest exists is never overwritten.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +13,189 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import h5py
 import numpy as np
 
 from marlbench import __version__
 from marlbench.data.behaviour import FocusFirePolicy
-from marlbench.data.format import EpisodeArrays, sha256, write_part
+from marlbench.data.format import KEYS_DTYPES, DatasetError, EpisodeArrays, sha256
 from marlbench.data.qualities import get_quality
 from marlbench.envs import make_env
+from marlbench.envs.maps import Layout
 from marlbench.rollout import rollout
 
 Progress = Callable[[int, int, str], None]
 COLLECT_BATCH = 128
 PART_EPISODES = 2000
+MANIFEST = "manifest.json"
 
 
-def collect_dataset(
+def verify_dataset(run_dir: Path) -> dict:
+    """The manifest of a complete dataset after checking every part's checksum."""
+    run_dir = Path(run_dir)
+    path = run_dir / MANIFEST
+    if not path.exists():
+        raise DatasetError(f"{run_dir} has no {MANIFEST}: it is not a complete dataset")
+    try:
+        manifest = json.loads(path.read_text())
+        parts = manifest["parts"]
+    except (json.JSONDecodeError, KeyError) as exc:
+        raise DatasetError(f"{path} is not a valid manifest ({exc})") from None
+    for part in parts:
+        file = run_dir / part["file"]
+        if not file.exists():
+            raise DatasetError(f"{file} is listed in the manifest but missing")
+        if sha256(file) != part["sha256"]:
+            raise DatasetError(
+                f"{file} does not match the sha256 in its manifest: the file is corrupt, "
+                "truncated or was modified. Delete the folder to collect it again."
+            )
+    return manifest
+
+
+def existing_dataset(run_dir: Path) -> dict | None:
+    """The manifest if ``run_dir`` already holds a valid dataset; None if it holds none.
+
+    Raises when a manifest exists but the files do not match it: such a dataset is never
+    overwritten silently.
+    """
+    if not (Path(run_dir) / MANIFEST).exists():
+        return None
+    return verify_dataset(run_dir)
+
+
+class DatasetWriter:
+    """Streams episodes into ``part_<k>.h5`` files of ``part_episodes`` each.
+
+    Memory stays at one roll-out batch however large the dataset. Statistics for the manifest
+    (returns, lengths, wins) are accumulated on the way.
+    """
+
+    def __init__(self, out_dir: Path, total: int, layout: Layout,
+                 part_episodes: int = PART_EPISODES):
+        self.out_dir = Path(out_dir)
+        if existing_dataset(self.out_dir) is not None:
+            raise DatasetError(f"{self.out_dir} already holds a complete dataset; refusing to "
+                               "overwrite it")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in [*self.out_dir.glob("part_*.h5"), *self.out_dir.glob("*.tmp")]:
+            stale.unlink()  # left by an interrupted attempt (there is no manifest)
+        self.total, self.layout, self.part_episodes = total, layout, part_episodes
+        self.written = 0
+        self.returns: list[np.ndarray] = []
+        self.lengths: list[np.ndarray] = []
+        self.won: list[np.ndarray] = []
+        self.won_known = True
+        self.parts: list[dict[str, Any]] = []
+        self._file: h5py.File | None = None
+        self._in_part = 0
+        self.start = time.time()
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.written
+
+    def _open_part(self) -> None:
+        k = len(self.parts)
+        size = min(self.part_episodes, self.total - self.written)
+        lay, t1 = self.layout, self.layout.episode_limit + 1
+        n, a = lay.n_agents, lay.n_actions
+        shapes = {
+            "obs": (size, t1, n, lay.obs_dim),
+            "state": (size, t1, lay.state_dim),
+            "actions": (size, t1, n, 1),
+            "actions_onehot": (size, t1, n, a),
+            "avail_actions": (size, t1, n, a),
+            "reward": (size, t1, 1),
+            "terminated": (size, t1, 1),
+            "filled": (size, t1, 1),
+        }
+        self._tmp = self.out_dir / f"part_{k}.h5.tmp"
+        self._file = h5py.File(self._tmp, "w")
+        for key, dtype in KEYS_DTYPES.items():
+            self._file.create_dataset(key, shape=shapes[key], dtype=dtype, chunks=True,
+                                      compression="gzip", compression_opts=9)
+        self._size, self._in_part = size, 0
+
+    def _close_part(self) -> None:
+        assert self._file is not None
+        self._file.close()
+        self._file = None
+        final = self._tmp.with_suffix("")  # drop .tmp
+        os.replace(self._tmp, final)
+        self.parts.append({"file": final.name, "episodes": self._size, "sha256": sha256(final)})
+
+    def add(self, ep: EpisodeArrays, won: np.ndarray | None) -> None:
+        """Append episodes (at most ``remaining`` are kept) with their battle outcomes (None
+        when unknown)."""
+        take = min(ep.n_episodes, self.remaining)
+        ep = ep.select(slice(0, take))
+        self.returns.append(ep.returns)
+        self.lengths.append(ep.lengths)
+        if won is None:
+            self.won_known = False
+        else:
+            self.won.append(np.asarray(won[:take], dtype=bool))
+        lo = 0
+        while lo < take:
+            if self._file is None:
+                self._open_part()
+            n = min(take - lo, self._size - self._in_part)
+            chunk = ep.select(slice(lo, lo + n))
+            onehot = np.eye(self.layout.n_actions, dtype=np.float32)[chunk.actions]
+            arrays = {
+                "obs": chunk.obs,
+                "state": chunk.state,
+                "actions": chunk.actions[..., None],
+                "actions_onehot": onehot * chunk.filled[..., None, None],
+                "avail_actions": chunk.avail_actions,
+                "reward": chunk.reward[..., None],
+                "terminated": chunk.terminated[..., None],
+                "filled": chunk.filled[..., None],
+            }
+            sl = slice(self._in_part, self._in_part + n)
+            for key, dtype in KEYS_DTYPES.items():
+                self._file[key][sl] = arrays[key].astype(dtype)
+            self._in_part += n
+            self.written += n
+            lo += n
+            if self._in_part == self._size:
+                self._close_part()
+
+    def finish(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """Write the manifest (the commit mark) and return it."""
+        if self.remaining:
+            raise DatasetError(f"{self.out_dir}: {self.remaining} episodes still missing")
+        returns = np.concatenate(self.returns)
+        lengths = np.concatenate(self.lengths)
+        win_rate = float(np.concatenate(self.won).mean()) if self.won_known else None
+        manifest = {
+            **meta,
+            "format": "odis-hdf5",
+            "episodes": int(self.written),
+            "mean_return": float(returns.mean()),
+            "return_std": float(returns.std()),
+            "win_rate": win_rate,
+            "episode_length": {
+                "mean": float(lengths.mean()),
+                "min": int(lengths.min()),
+                "max": int(lengths.max()),
+                "unit": "filled rows (transitions + 1)",
+            },
+            "parts": self.parts,
+            "marlbench_version": __version__,
+            "wall_time_s": round(time.time() - self.start, 2),
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        tmp = self.out_dir / f"{MANIFEST}.tmp"
+        tmp.write_text(json.dumps(manifest, indent=2))
+        os.replace(tmp, self.out_dir / MANIFEST)
+        return manifest
+
+
+def collect_scripted(
     task: str,
     quality: str,
     episodes: int,
@@ -31,62 +204,29 @@ def collect_dataset(
     backend: str | None = None,
     progress: Progress | None = None,
 ) -> dict:
-    """Collect ``episodes`` episodes of ``quality`` on ``task``; write parts and a manifest."""
+    """Collect ``episodes`` episodes of a scripted quality on ``task``."""
+    existing = existing_dataset(out_dir)
+    if existing is not None:
+        return existing
     q = get_quality(quality)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    start = time.time()
     batch = min(COLLECT_BATCH, episodes)
     env = make_env(task, batch, backend)
-    rng = np.random.default_rng(seed)
-    policy = FocusFirePolicy(env.layout, q.epsilon, rng)
-    chunks: list[EpisodeArrays] = []
-    won: list[np.ndarray] = []
-    done = 0
+    writer = DatasetWriter(out_dir, episodes, env.layout)
+    policy = FocusFirePolicy(env.layout, q.epsilon, np.random.default_rng(seed))
     chunk = 0
-    while done < episodes:
+    while writer.remaining:
         res = rollout(
             env, lambda r: policy.act(r.obs, r.avail_actions), seed * 100_003 + chunk, True
         )
-        take = min(batch, episodes - done)
-        chunks.append(res.episodes.select(slice(0, take)))
-        won.append(res.won[:take])
-        done += take
+        writer.add(res.episodes, res.won)
         chunk += 1
         if progress:
-            progress(done, episodes, f"collect {task}/{quality}")
-    data = EpisodeArrays.concat(chunks)
-    parts = []
-    for k, lo in enumerate(range(0, episodes, PART_EPISODES)):
-        path = out_dir / f"part_{k}.h5"
-        write_part(path, data.select(slice(lo, lo + PART_EPISODES)), env.layout.n_actions)
-        parts.append({"file": path.name, "sha256": sha256(path)})
-    lengths = data.lengths
-    manifest = {
+            progress(writer.written, episodes, f"collect {task}/{quality}")
+    return writer.finish({
         "task": task,
         "backend": backend,
         "quality": quality,
-        "behaviour_policy": {
-            "name": q.behaviour,
-            "epsilon": q.epsilon,
-            "description": q.description,
-            "checkpoint": None,
-        },
-        "episodes": int(data.n_episodes),
-        "mean_return": float(data.returns.mean()),
-        "win_rate": float(np.concatenate(won).mean()),
-        "episode_length": {
-            "mean": float(lengths.mean()),
-            "min": int(lengths.min()),
-            "max": int(lengths.max()),
-            "unit": "filled rows (transitions + 1)",
-        },
-        "parts": parts,
+        "behaviour_policy": {"name": "focus_fire", "epsilon": q.epsilon,
+                             "description": q.description, "checkpoint": None},
         "collection_seed": seed,
-        "marlbench_version": __version__,
-        "wall_time_s": round(time.time() - start, 2),
-    }
-    tmp = out_dir / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, out_dir / "manifest.json")
-    return manifest
+    })

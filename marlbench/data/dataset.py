@@ -1,17 +1,32 @@
-"""Loading datasets (marlbench's or ODIS's) and sampling padded training batches per task."""
+"""Loading datasets (marlbench's or ODIS's) and sampling padded training batches per task.
+
+The papers' loading rules (protocol.md §3): a run's parts are concatenated in index order and
+only the last N episodes are kept (default 2000); a composite quality such as medium-expert
+keeps the last N/2 of each of its parts. Small datasets are held in memory; larger ones are
+read from disk batch by batch, so no dataset has to fit in memory at once.
+"""
 
 from __future__ import annotations
 
-import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 import torch
 
-from marlbench.data.format import DatasetError, EpisodeArrays, read_part, sha256
+from marlbench.data.collect import MANIFEST, verify_dataset
+from marlbench.data.format import DatasetError, EpisodeArrays, read_part
+from marlbench.envs.maps import Layout
 
 DEFAULT_LAST_EPISODES = 2000
+_KEYS = ("obs", "state", "actions", "avail_actions", "reward", "terminated", "filled")
+
+
+def memory_budget_bytes() -> int:
+    """Datasets larger than this (env MARLBENCH_DATA_MEMORY_GB, default 4) stream from disk."""
+    return int(float(os.environ.get("MARLBENCH_DATA_MEMORY_GB", "4")) * 2**30)
 
 
 def part_files(run_dir: Path) -> list[Path]:
@@ -23,28 +38,93 @@ def part_files(run_dir: Path) -> list[Path]:
 
 
 def verify(run_dir: Path) -> None:
-    """Check every part against the sha256 in the run's manifest (when one exists)."""
-    manifest = Path(run_dir) / "manifest.json"
-    if not manifest.exists():
-        return
-    for part in json.loads(manifest.read_text())["parts"]:
-        path = Path(run_dir) / part["file"]
-        if not path.exists():
-            raise DatasetError(f"{path} is listed in the manifest but missing")
-        if sha256(path) != part["sha256"]:
-            raise DatasetError(
-                f"{path} does not match the checksum in its manifest: the file is corrupt or "
-                "was modified; delete the dataset folder to collect it again"
-            )
+    """Check every part against the sha256 in the run's manifest (when one exists; the public
+    ODIS folders have none)."""
+    if (Path(run_dir) / MANIFEST).exists():
+        verify_dataset(run_dir)
 
 
 def load_episodes(run_dir: Path, last: int | None = DEFAULT_LAST_EPISODES) -> EpisodeArrays:
-    """The last ``last`` episodes of a run folder after concatenating its parts in order."""
+    """The last ``last`` episodes of a run folder after concatenating its parts, in memory."""
     verify(run_dir)
     eps = EpisodeArrays.concat([read_part(p) for p in part_files(run_dir)])
     if last and eps.n_episodes > last:
         eps = eps.select(slice(eps.n_episodes - last, None))
     return eps
+
+
+class LazyEpisodes:
+    """The last ``last`` episodes of a run folder, read from its parts on demand."""
+
+    def __init__(self, run_dir: Path, last: int | None = DEFAULT_LAST_EPISODES):
+        self.run_dir = Path(run_dir)
+        self.paths = part_files(run_dir)
+        self._files: list[h5py.File] | None = None
+        counts, filled = [], []
+        for path in self.paths:
+            try:
+                with h5py.File(path, "r") as f:
+                    missing = [k for k in _KEYS if k not in f]
+                    if missing:
+                        raise DatasetError(f"{path}: missing key(s) {', '.join(missing)}")
+                    counts.append(f["obs"].shape[0])
+                    filled.append(np.asarray(f["filled"])[..., 0])
+                    self.shape = {k: f[k].shape for k in _KEYS}
+            except OSError as exc:
+                raise DatasetError(f"{path} is not a readable HDF5 file ({exc})") from None
+        total = sum(counts)
+        self.offset = max(0, total - last) if last else 0
+        self.n_episodes = total - self.offset
+        self.starts = np.cumsum([0] + counts)
+        self.lengths = np.concatenate(filled).sum(1)[self.offset:]
+
+    @property
+    def nbytes(self) -> int:
+        per = sum(int(np.prod(s[1:])) * 4 for s in self.shape.values())
+        return per * self.n_episodes
+
+    def take(self, index: np.ndarray, t: int | None = None) -> EpisodeArrays:
+        """Episodes ``index`` (positions among the kept ones), cut to ``t`` rows."""
+        if self._files is None:
+            self._files = [h5py.File(p, "r") for p in self.paths]
+        index = np.asarray(index) + self.offset
+        order = np.argsort(index)
+        sorted_idx = index[order]
+        part = np.searchsorted(self.starts, sorted_idx, side="right") - 1
+        t = t or self.shape["obs"][1]
+        chunks: dict[str, list[np.ndarray]] = {k: [] for k in _KEYS}
+        for k in np.unique(part):
+            rows = (sorted_idx[part == k] - self.starts[k]).tolist()
+            f = self._files[k]
+            for key in _KEYS:
+                chunks[key].append(np.asarray(f[key][rows, :t]))
+        back = np.argsort(order)
+        arrays = {k: np.concatenate(v)[back] for k, v in chunks.items()}
+        return EpisodeArrays(
+            obs=arrays["obs"].astype(np.float32),
+            state=arrays["state"].astype(np.float32),
+            actions=arrays["actions"][..., 0].astype(np.int64),
+            avail_actions=arrays["avail_actions"].astype(np.int32),
+            reward=arrays["reward"][..., 0].astype(np.float32),
+            terminated=arrays["terminated"][..., 0].astype(np.uint8),
+            filled=arrays["filled"][..., 0].astype(np.int64),
+        )
+
+    def load(self) -> EpisodeArrays:
+        """All kept episodes in memory (parts read whole, then the last N kept)."""
+        eps = EpisodeArrays.concat([read_part(p) for p in self.paths])
+        return eps.select(slice(self.offset, None))
+
+
+def check_layout(run_dir: Path, shape: dict[str, tuple], layout: Layout, task: str) -> None:
+    """Stop with a clear message when a dataset's widths do not fit the task it feeds."""
+    got = {"agents": shape["obs"][2], "obs width": shape["obs"][3],
+           "state width": shape["state"][2], "actions": shape["avail_actions"][3]}
+    want = {"agents": layout.n_agents, "obs width": layout.obs_dim,
+            "state width": layout.state_dim, "actions": layout.n_actions}
+    bad = [f"{k} {got[k]} (task {task} has {want[k]})" for k in got if got[k] != want[k]]
+    if bad:
+        raise DatasetError(f"{run_dir} does not fit task {task}: " + "; ".join(bad))
 
 
 @dataclass
@@ -74,22 +154,71 @@ class Batch:
 
 
 class TaskData:
-    """The episodes of one task, sampled uniformly without replacement within a batch."""
+    """The episodes of one task (one or more sources, e.g. medium + expert), sampled uniformly
+    without replacement within a batch."""
 
-    def __init__(self, episodes: EpisodeArrays):
-        self.episodes = episodes
-        self._lengths = episodes.lengths
+    def __init__(self, *sources: EpisodeArrays | LazyEpisodes):
+        if not sources:
+            raise ValueError("TaskData needs at least one source of episodes")
+        self.sources = sources
+        self._sizes = np.array([s.n_episodes for s in sources])
+        self._starts = np.cumsum(np.concatenate([[0], self._sizes]))
+        self._lengths = np.concatenate([s.lengths for s in sources])
+
+    @property
+    def n_episodes(self) -> int:
+        return int(self._sizes.sum())
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self._lengths
+
+    def _take(self, idx: np.ndarray, t: int) -> EpisodeArrays:
+        src = np.searchsorted(self._starts, idx, side="right") - 1
+        pieces, order = [], []
+        for k in np.unique(src):
+            sel = np.flatnonzero(src == k)
+            local = idx[sel] - self._starts[k]
+            s = self.sources[k]
+            part = s.take(local, t) if isinstance(s, LazyEpisodes) else s.select(local)
+            pieces.append(part)
+            order.append(sel)
+        back = np.argsort(np.concatenate(order))
+        eps = EpisodeArrays.concat(pieces) if len(pieces) > 1 else pieces[0]
+        return eps.select(back)
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
-        e = self.episodes
-        idx = rng.choice(e.n_episodes, size=min(batch_size, e.n_episodes), replace=False)
+        idx = rng.choice(self.n_episodes, size=min(batch_size, self.n_episodes), replace=False)
         t = int(self._lengths[idx].max())
+        e = self._take(idx, t)
         return Batch(
-            obs=torch.from_numpy(e.obs[idx, :t]),
-            state=torch.from_numpy(e.state[idx, :t]),
-            actions=torch.from_numpy(e.actions[idx, :t]),
-            avail=torch.from_numpy(e.avail_actions[idx, :t]),
-            reward=torch.from_numpy(e.reward[idx, :t]),
-            terminated=torch.from_numpy(e.terminated[idx, :t].astype(np.float32)),
-            filled=torch.from_numpy(e.filled[idx, :t].astype(np.float32)),
+            obs=torch.from_numpy(np.ascontiguousarray(e.obs[:, :t])),
+            state=torch.from_numpy(np.ascontiguousarray(e.state[:, :t])),
+            actions=torch.from_numpy(np.ascontiguousarray(e.actions[:, :t])),
+            avail=torch.from_numpy(np.ascontiguousarray(e.avail_actions[:, :t])),
+            reward=torch.from_numpy(np.ascontiguousarray(e.reward[:, :t])),
+            terminated=torch.from_numpy(e.terminated[:, :t].astype(np.float32)),
+            filled=torch.from_numpy(e.filled[:, :t].astype(np.float32)),
         )
+
+
+def load_task_data(
+    sources: list[tuple[Path, int | None]],
+    layout: Layout | None = None,
+    task: str = "",
+    in_memory: bool | None = None,
+) -> TaskData:
+    """Verify, check against the task's layout, and open the sources of one task.
+
+    ``in_memory`` None decides by size against :func:`memory_budget_bytes`.
+    """
+    lazy = []
+    for run_dir, last in sources:
+        verify(run_dir)
+        src = LazyEpisodes(run_dir, last)
+        if layout is not None:
+            check_layout(run_dir, src.shape, layout, task)
+        lazy.append(src)
+    if in_memory is None:
+        in_memory = sum(s.nbytes for s in lazy) <= memory_budget_bytes()
+    return TaskData(*(s.load() for s in lazy)) if in_memory else TaskData(*lazy)

@@ -3,6 +3,8 @@
 Layout (results dir ``R``, data dir ``D``)::
 
     D/<backend>/<task>/<quality>/<dataset-id>/  part_*.h5, manifest.json, job.json, status.json
+    D/<backend>/<task>/behaviour/<behaviour-id>/  state.pt, checkpoints/, replay/, summary.json
+    D/<source>/<task>/<quality>/<run>/  imported data (``marlbench data import``)
     R/runs/train/<train-id>/  job.json, status.json, log.txt, metrics.jsonl, checkpoints/step_N.pt
     R/runs/eval/<eval-id>/    job.json, status.json, log.txt, records.json
     R/plans/<suite>.json      the job ids of the suite's latest plan
@@ -48,13 +50,18 @@ class Store:
         self.data_dir = Path(data_dir)
 
     def job_dir(self, job: Job) -> Path:
+        c = job.config
         if job.kind == "dataset":
-            c = job.config
             return self.dataset_dir(c["backend"], c["task"], c["quality"], job.id)
+        if job.kind == "behaviour":
+            return self.behaviour_dir(c["backend"], c["task"], job.id)
         return self.results_dir / "runs" / job.kind / job.id
 
     def dataset_dir(self, backend: str, task: str, quality: str, dataset_id: str) -> Path:
         return self.data_dir / backend / task / quality / dataset_id
+
+    def behaviour_dir(self, backend: str, task: str, behaviour_id: str) -> Path:
+        return self.data_dir / backend / task / "behaviour" / behaviour_id
 
     def dir_of(self, kind: str, job_id: str) -> Path:
         return self.results_dir / "runs" / kind / job_id
@@ -64,8 +71,12 @@ class Store:
         return read_json(path) if path.exists() else None
 
     def is_done(self, job: Job) -> bool:
+        """Finished, and (for data jobs) its commit mark is in place."""
         st = self.status(job)
-        return bool(st and st.get("state") == "done")
+        if not (st and st.get("state") == "done"):
+            return False
+        marker = {"dataset": "manifest.json", "behaviour": "summary.json"}.get(job.kind)
+        return marker is None or (self.job_dir(job) / marker).exists()
 
     def save_plan(self, plan: Plan, profile: str | None) -> Path:
         path = self.results_dir / "plans" / f"{plan.suite.name}.json"

@@ -1,0 +1,312 @@
+"""The ODIS collection protocol on a batched backend (protocol.md §3).
+
+Per seen task one behaviour run trains MAPPO online for ``env_steps`` environment steps,
+evaluating (greedy) and checkpointing every ``eval_interval`` steps, and logs its stochastic
+training episodes. From that run:
+
+- expert: greedy roll-outs of the final policy;
+- medium: greedy roll-outs of the first checkpoint whose evaluation win rate reaches the stop
+  threshold (``medium_win_rate``, or ``medium_fraction`` × the final evaluation win rate);
+- medium-replay: the logged training episodes up to that checkpoint.
+
+A behaviour run is resumable: ``state.pt`` (written atomically after each evaluation) holds the
+learner, its optimiser and random state and the evaluation history; a rerun continues from it
+and discards what was written after it. ``summary.json``, written last, marks the run complete.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+
+from marlbench.data.collect import DatasetWriter, existing_dataset
+from marlbench.data.format import EpisodeArrays
+from marlbench.data.mappo import Mappo, MappoConfig
+from marlbench.envs import make_env
+
+Progress = Callable[[int, int, str], None]
+SUMMARY = "summary.json"
+_LOG_KEYS = ("obs", "state", "actions", "avail_actions", "reward", "terminated", "filled")
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+def _save_torch(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class ReplayLog:
+    """Training episodes, one HDF5 file per evaluation window (fast lzf compression).
+
+    A window file is appended to while its window runs and is only trusted once the state
+    written after the window's evaluation names it.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self._file: h5py.File | None = None
+        self._path: Path | None = None
+
+    def window_path(self, k: int) -> Path:
+        return self.folder / f"window_{k}.h5"
+
+    def discard_after(self, kept: int) -> None:
+        """Remove window files a crashed run wrote after its last saved state."""
+        for path in self.folder.glob("window_*.h5*"):
+            if int(path.name.split("_")[1].split(".")[0]) >= kept:
+                path.unlink()
+
+    def append(self, k: int, ep: EpisodeArrays, won: np.ndarray) -> None:
+        if self._file is None:
+            self._path = self.window_path(k)
+            self._file = h5py.File(self._path, "w")
+            for key in _LOG_KEYS:
+                arr = getattr(ep, key)
+                self._file.create_dataset(key, data=arr, maxshape=(None, *arr.shape[1:]),
+                                          chunks=(1, *arr.shape[1:]), compression="lzf")
+            self._file.create_dataset("won", data=won, maxshape=(None,), chunks=True)
+            return
+        for key in _LOG_KEYS:
+            arr = getattr(ep, key)
+            d = self._file[key]
+            d.resize(d.shape[0] + arr.shape[0], axis=0)
+            d[-arr.shape[0]:] = arr
+        d = self._file["won"]
+        d.resize(d.shape[0] + won.shape[0], axis=0)
+        d[-won.shape[0]:] = won
+
+    def close_window(self) -> int:
+        """Close the current window; return its episode count."""
+        if self._file is None:
+            return 0
+        count = int(self._file["won"].shape[0])
+        self._file.close()
+        self._file = None
+        return count
+
+    def read(self, k: int) -> tuple[EpisodeArrays, np.ndarray]:
+        with h5py.File(self.window_path(k), "r") as f:
+            ep = EpisodeArrays(*(np.asarray(f[key]) for key in _LOG_KEYS))
+            return ep, np.asarray(f["won"])
+
+
+def behaviour_config(settings: dict) -> MappoConfig:
+    return MappoConfig(**settings.get("params", {}))
+
+
+def _evaluate(learner: Mappo, env, episodes: int, seed: int) -> dict[str, float]:
+    won, returns = [], []
+    for k in range(math.ceil(episodes / env.batch_size)):
+        r = learner.play(env, seed + k, greedy=True)
+        won.append(r.won)
+        returns.append(r.returns)
+    w, ret = np.concatenate(won), np.concatenate(returns)
+    return {"win_rate": float(w.mean()), "mean_return": float(ret.mean()),
+            "episodes": int(w.size)}
+
+
+def train_behaviour(
+    task: str,
+    backend: str,
+    settings: dict,
+    seed: int,
+    run_dir: Path,
+    progress: Progress | None = None,
+) -> dict:
+    """Train (or resume, or reuse) the behaviour run of one task; return its summary."""
+    run_dir = Path(run_dir)
+    if (run_dir / SUMMARY).exists():
+        return json.loads((run_dir / SUMMARY).read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir.mkdir(exist_ok=True)
+    torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
+    env = make_env(task, settings["batch_episodes"], backend)
+    config = behaviour_config(settings)
+    learner = Mappo(env.layout, config, seed)
+    log = ReplayLog(run_dir / "replay")
+    bound = settings.get("medium_win_rate") or settings["medium_fraction"]
+    st: dict[str, Any] = {"iteration": 0, "env_steps": 0, "evals": [], "windows": [],
+                          "recording": True, "elapsed_s": 0.0}
+    state_path = run_dir / "state.pt"
+    if state_path.exists():
+        saved = torch.load(state_path, weights_only=False)
+        learner.load_state_dict(saved["learner"])
+        st = saved["progress"]
+    log.discard_after(len(st["windows"]))
+    resumed_at = st["env_steps"]
+    total = settings["env_steps"]
+    interval = settings["eval_interval"]
+    eval_seed = seed * 1_000_003 + 900_000
+
+    def checkpoint() -> None:
+        steps = st["env_steps"]
+        stats = _evaluate(learner, env, settings["eval_episodes"], eval_seed + 1000 * len(
+            st["evals"]))
+        name = f"steps_{steps}.pt"
+        _save_torch(ckpt_dir / name, {"net": learner.net.state_dict(), "config": asdict(config),
+                                      "task": task, "env_steps": steps})
+        if st["recording"]:
+            k = len(st["windows"])
+            count = log.close_window()
+            if count:
+                st["windows"].append({"file": log.window_path(k).name, "episodes": count,
+                                      "until_env_steps": steps})
+            if stats["win_rate"] >= bound and st["iteration"] > 0:
+                st["recording"] = False  # no later checkpoint can be the medium one
+        st["evals"].append({"env_steps": steps, "iteration": st["iteration"],
+                            "checkpoint": name, **stats})
+        st["elapsed_s"] += time.time() - t_mark[0]
+        t_mark[0] = time.time()
+        _save_torch(state_path, {"learner": learner.state_dict(), "progress": st})
+
+    t_mark = [time.time()]
+    if not st["evals"]:
+        checkpoint()  # the untrained policy: step 0
+    next_eval = (st["env_steps"] // interval + 1) * interval
+    while st["env_steps"] < total:
+        r = learner.play(env, seed * 1_000_003 + st["iteration"], greedy=False)
+        if st["recording"]:
+            log.append(len(st["windows"]), r.episodes, r.won)
+        learner.update(r)
+        st["iteration"] += 1
+        st["env_steps"] += int(r.lengths.sum())
+        if st["env_steps"] >= next_eval or st["env_steps"] >= total:
+            checkpoint()
+            next_eval = (st["env_steps"] // interval + 1) * interval
+        if progress:
+            progress(min(st["env_steps"], total), total, f"behaviour {task}")
+    summary = _summarise(task, backend, settings, seed, config, st)
+    summary["wall_time_s"] = round(st["elapsed_s"], 2)
+    summary["resumed_at_env_steps"] = resumed_at or None
+    _prune_checkpoints(ckpt_dir, summary)
+    _write_json(run_dir / SUMMARY, summary)
+    return summary
+
+
+def _summarise(task: str, backend: str, settings: dict, seed: int, config: MappoConfig,
+               st: dict) -> dict:
+    evals = st["evals"]
+    final = evals[-1]
+    threshold = settings.get("medium_win_rate")
+    if threshold is None:
+        threshold = settings["medium_fraction"] * final["win_rate"]
+    medium = next(e for e in evals if e["win_rate"] >= threshold)
+    # the replay log runs to the medium checkpoint (at least one window)
+    windows = [w for w in st["windows"] if w["until_env_steps"] <= medium["env_steps"]]
+    windows = windows or st["windows"][:1]
+    warnings = []
+    if final["win_rate"] == 0:
+        warnings.append("the behaviour policy never won an evaluation: expert and medium data "
+                        "are not distinct; raise data.behaviour.env_steps")
+    return {
+        "task": task,
+        "backend": backend,
+        "algorithm": "mappo",
+        "config": asdict(config),
+        "settings": settings,
+        "seed": seed,
+        "env_steps": st["env_steps"],
+        "iterations": st["iteration"],
+        "evals": evals,
+        "expert": {"checkpoint": final["checkpoint"], "env_steps": final["env_steps"],
+                   "eval_win_rate": final["win_rate"]},
+        "medium": {"checkpoint": medium["checkpoint"], "env_steps": medium["env_steps"],
+                   "eval_win_rate": medium["win_rate"], "threshold": threshold},
+        "replay": {"windows": windows, "episodes": sum(w["episodes"] for w in windows)},
+        "warnings": warnings,
+    }
+
+
+def _prune_checkpoints(ckpt_dir: Path, summary: dict) -> None:
+    """Keep the checkpoints data is made from (expert, medium) and every evaluation record
+    high (any could be the medium under another threshold); drop the rest."""
+    keep = {summary["expert"]["checkpoint"], summary["medium"]["checkpoint"]}
+    best = -1.0
+    for e in summary["evals"]:
+        if e["win_rate"] > best:
+            keep.add(e["checkpoint"])
+            best = e["win_rate"]
+    for path in ckpt_dir.glob("steps_*.pt"):
+        if path.name not in keep:
+            path.unlink()
+
+
+def load_behaviour_policy(run_dir: Path, checkpoint: str, layout) -> Mappo:
+    saved = torch.load(Path(run_dir) / "checkpoints" / checkpoint, weights_only=False)
+    learner = Mappo(layout, MappoConfig(**saved["config"]), 0)
+    learner.net.load_state_dict(saved["net"])
+    return learner
+
+
+def make_quality(
+    quality: str,
+    behaviour_dir: Path,
+    episodes: int,
+    seed: int,
+    out_dir: Path,
+    progress: Progress | None = None,
+) -> dict:
+    """Write the ``quality`` dataset of a finished behaviour run into ``out_dir``."""
+    existing = existing_dataset(out_dir)
+    if existing is not None:
+        return existing
+    behaviour_dir = Path(behaviour_dir)
+    summary = json.loads((behaviour_dir / SUMMARY).read_text())
+    task, backend = summary["task"], summary["backend"]
+    meta: dict[str, Any] = {"task": task, "backend": backend, "quality": quality,
+                            "collection_seed": seed}
+    policy = {"name": "mappo", "config": summary["config"], "trained_env_steps":
+              summary["env_steps"], "behaviour_run": behaviour_dir.name}
+    if quality == "medium-replay":
+        replay = summary["replay"]
+        log = ReplayLog(behaviour_dir / "replay")
+        from marlbench.envs.maps import get_map
+
+        writer = DatasetWriter(out_dir, replay["episodes"], get_map(task).layout)
+        for w in replay["windows"]:
+            ep, won = log.read(int(w["file"].split("_")[1].split(".")[0]))
+            writer.add(ep, won)
+            if progress:
+                progress(writer.written, replay["episodes"], f"data {task}/{quality}")
+        meta["behaviour_policy"] = {
+            **policy, "mode": "stochastic training episodes",
+            "until_checkpoint": summary["medium"]["checkpoint"],
+            "until_env_steps": summary["medium"]["env_steps"]}
+        return writer.finish(meta)
+    which = {"expert": "expert", "medium": "medium"}[quality]
+    point = summary[which]
+    env = make_env(task, summary["settings"]["batch_episodes"], backend)
+    learner = load_behaviour_policy(behaviour_dir, point["checkpoint"], env.layout)
+    writer = DatasetWriter(out_dir, episodes, env.layout)
+    base = seed * 1_000_003 + (500_000 if quality == "expert" else 700_000)
+    chunk = 0
+    while writer.remaining:
+        r = learner.play(env, base + chunk, greedy=True)
+        writer.add(r.episodes, r.won)
+        chunk += 1
+        if progress:
+            progress(writer.written, episodes, f"data {task}/{quality}")
+    meta["behaviour_policy"] = {
+        **policy, "mode": "greedy", "checkpoint": point["checkpoint"],
+        "checkpoint_env_steps": point["env_steps"],
+        "checkpoint_eval_win_rate": point["eval_win_rate"],
+        **({"stop_threshold": point["threshold"]} if quality == "medium" else {})}
+    return writer.finish(meta)
