@@ -121,20 +121,20 @@ def _print_list(data_dir: Path, only: set[Path] | None = None) -> None:
         console.print(f"no datasets under {data_dir}/ — collect with: marlbench data collect")
         return
     t = Table(title=f"Datasets in {data_dir}/")
-    for col in ("source", "task", "quality", "run", "episodes", "win rate", "mean return",
-                "mean len", "behaviour", "state"):
-        t.add_column(col, justify="right" if col in ("episodes", "win rate", "mean return",
-                                                     "mean len") else "left")
+    for col in ("source", "task", "quality", "episodes", "win", "return", "len", "made by",
+                "run"):
+        t.add_column(col, justify="right" if col in ("episodes", "win", "return", "len")
+                     else "left", no_wrap=col in ("task", "quality"))
     for path, m in rows:
         source, task, quality = path.parts[-4:-1]
         if m is None:
-            t.add_row(source, task, quality, path.name, "", "", "", "", "", "[yellow]incomplete")
+            t.add_row(source, task, quality, "", "", "", "", "[yellow]incomplete", path.name)
             continue
         bp = m.get("behaviour_policy") or {}
         where = bp.get("checkpoint") or bp.get("mode") or ""
-        t.add_row(source, task, quality, path.name, str(m["episodes"]), _fmt(m.get("win_rate")),
+        t.add_row(source, task, quality, str(m["episodes"]), _fmt(m.get("win_rate"), 2),
                   _fmt(m["mean_return"], 2), _fmt(m["episode_length"]["mean"], 1),
-                  f"{bp.get('name', '')} {where}".strip(), "[green]complete")
+                  f"{bp.get('name', '')} {where}".strip(), path.name)
     console.print(t)
 
 
@@ -143,8 +143,9 @@ def _print_list(data_dir: Path, only: set[Path] | None = None) -> None:
 def list_data(
     data_dir: Path = typer.Option(DEFAULT_DATA, "--data-dir", help="Data directory"),
 ) -> None:
-    """List the datasets in the data directory with their quality statistics (from the
-    manifests; checksums are checked by `data inspect` and before training).
+    """List the complete (and incomplete) datasets in the data directory with their quality
+    statistics from the manifests: episodes, win rate, mean return, mean length (filled rows)
+    and what made them. Checksums are checked by `data inspect` and before training.
 
     Example: marlbench data list --data-dir data
     """
@@ -191,8 +192,14 @@ def inspect(
         with h5py.File(files[0], "r") as f:
             keys = {k: {"shape": list(f[k].shape), "dtype": str(f[k].dtype),
                         "compression": f[k].compression} for k in f}
-    except DatasetError as exc:
-        raise UserError(str(exc)) from None
+    except DatasetError as exc:  # unreadable: say so, with the checksum verdict
+        if as_json:
+            typer.echo(json.dumps({"path": str(path), "error": str(exc), "checksum": checksum},
+                                  indent=2))
+        else:
+            err_console.print(f"[bold red]error:[/bold red] {exc}\nchecksum: {checksum}",
+                              highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     task = (manifest or {}).get("task") or guess_task(run_dir)
     won = infer_won(eps, task)
     stats = episode_stats(eps, won)
@@ -261,15 +268,16 @@ def import_odis_cmd(
 def import_og_marl_cmd(
     path: Path = typer.Argument(..., help="An OG-MARL vault folder (e.g. terran_5_vs_5.vlt)"),
     task: str = typer.Option(..., "--task", help="The map the vault was recorded on"),
-    quality: str = typer.Option(..., "--quality", help="Name to file it under (e.g. replay)"),
-    vault_uid: str = typer.Option(None, "--uid", help="Vault uid (default: the only one)"),
+    quality: str = typer.Option(None, "--quality", help="Quality to file it under (default: "
+                                "the uid lowercased, e.g. good)"),
+    vault_uid: str = typer.Option(None, "--uid", help="Vault uid, e.g. Good, Medium, Poor, "
+                                  "Replay (default: the only one)"),
     data_dir: Path = typer.Option(DEFAULT_DATA, "--data-dir", help="Data directory"),
 ) -> None:
     """Convert an OG-MARL (flashbax) vault into ODIS-format HDF5 under <data>/og-marl/.
     Needs flashbax, for this command only: pip install 'marlbench[ogmarl]'.
 
-    Example: marlbench data import og-marl vaults/terran_5_vs_5.vlt --task terran_5_vs_5
-    --quality replay
+    Example: marlbench data import og-marl vaults/smac_v1/3m.vlt --task 3m --uid Good
     """
     from marlbench.data.format import DatasetError
     from marlbench.data.importers import import_og_marl

@@ -40,14 +40,16 @@ def run(
     from marlbench.results.store import Store
 
     suite = load_suite(suite_file, profile)
-    plan = make_plan(suite)
+    plan = make_plan(suite, data_dir)
     store = Store(results, data_dir)
     counts = Counter(j.kind for j in plan.jobs.values())
     done = Counter(j.kind for j in plan.jobs.values() if store.is_done(j))
     table = Table(title=f"Plan of {suite.name}" + (f" (profile {profile})" if profile else ""))
     for col in ("jobs", "total", "done", "to run"):
         table.add_column(col, justify="right" if col != "jobs" else "left")
-    for kind in ("dataset", "train", "eval"):
+    for kind in ("behaviour", "dataset", "train", "eval"):
+        if not counts[kind]:
+            continue
         table.add_row(kind, str(counts[kind]), str(done[kind]), str(counts[kind] - done[kind]))
     console.print(table)
     if dry_run:
@@ -74,6 +76,8 @@ def run(
 @user_errors
 def validate(
     suite_file: Path = typer.Argument(..., help="Suite YAML file"),
+    data_dir: Path = typer.Option(DEFAULT_DATA, "--data-dir", help="Where imported data is "
+                                  "looked up (env MARLBENCH_DATA_DIR)"),
 ) -> None:
     """Check a suite file (and all its profiles) without running anything.
 
@@ -82,12 +86,13 @@ def validate(
     from marlbench.plan import make_plan
 
     suite = load_suite(suite_file)
-    plan = make_plan(suite)
+    plan = make_plan(suite, data_dir)
     kinds = Counter(j.kind for j in plan.jobs.values())
     console.print(
         f"[green]ok[/green] {suite_file}: suite {suite.name!r}, "
         f"{len(suite.task_sets)} task set(s), {len(suite.qualities)} quality(ies), "
         f"{len(suite.seeds)} seed(s), {len(suite.algorithms)} algorithm(s); "
-        f"{kinds['dataset']} dataset, {kinds['train']} train, {kinds['eval']} eval jobs; "
+        f"{kinds['behaviour']} behaviour, {kinds['dataset']} dataset, {kinds['train']} train, "
+        f"{kinds['eval']} eval jobs; "
         f"profiles: {', '.join(suite.profiles) or 'none'}"
     )

@@ -70,8 +70,9 @@ class LazyEpisodes:
                     counts.append(f["obs"].shape[0])
                     filled.append(np.asarray(f["filled"])[..., 0])
                     self.shape = {k: f[k].shape for k in _KEYS}
-            except OSError as exc:
-                raise DatasetError(f"{path} is not a readable HDF5 file ({exc})") from None
+            except (OSError, KeyError, ValueError, RuntimeError) as exc:
+                raise DatasetError(f"{path} is not a readable HDF5 file ({exc}): it is corrupt "
+                                   "or truncated") from None
         total = sum(counts)
         self.offset = max(0, total - last) if last else 0
         self.n_episodes = total - self.offset

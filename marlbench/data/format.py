@@ -115,8 +115,9 @@ def read_part(path: Path, last: int | None = None) -> EpisodeArrays:
             obs, state = get("obs"), get("state")
             actions, avail = get("actions"), get("avail_actions")
             reward, term, filled = get("reward"), get("terminated"), get("filled")
-    except OSError as exc:
-        raise DatasetError(f"{path} is not a readable HDF5 file ({exc})") from None
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:  # h5py's ways to fail
+        raise DatasetError(f"{path} is not a readable HDF5 file ({exc}): it is corrupt or "
+                           "truncated") from None
     ep = EpisodeArrays(
         obs=obs.astype(np.float32),
         state=state.astype(np.float32),

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -121,8 +123,9 @@ def _vault_experience(path: Path, vault_uid: str | None) -> dict[str, Any]:
     path = Path(path)
     if not path.is_dir():
         raise UserError(f"{path} is not a vault folder")
-    vault = Vault(rel_dir=str(path.parent), vault_name=path.name, vault_uid=vault_uid)
-    return vault.read().experience
+    with contextlib.redirect_stdout(io.StringIO()):  # flashbax prints what it loads
+        vault = Vault(rel_dir=str(path.parent), vault_name=path.name, vault_uid=vault_uid)
+        return vault.read().experience
 
 
 def vault_to_episodes(exp: dict[str, Any], n_actions: int) -> tuple[EpisodeArrays, int]:
@@ -141,29 +144,44 @@ def vault_to_episodes(exp: dict[str, Any], n_actions: int) -> tuple[EpisodeArray
         if key not in infos:
             raise DatasetError(f"vault experience lacks infos.{key}")
 
-    def flat(x: Any) -> np.ndarray:
+    def rows(x: Any) -> np.ndarray:
         x = np.asarray(x)
-        return x.reshape(-1, *x.shape[2:])  # [B, T, ...] → [B*T, ...] (each row its own run)
+        return x if x.ndim >= 2 else x[None]
 
-    obs, actions = flat(exp["observations"]), flat(exp["actions"]).astype(np.int64)
+    obs = rows(exp["observations"])
+    b, t = obs.shape[:2]  # each row of the vault is its own time series
+
+    def flat(x: Any) -> np.ndarray:
+        x = rows(x)
+        return x.reshape(b * t, *x.shape[2:])
+
+    obs, actions = flat(obs), flat(exp["actions"]).astype(np.int64)
     reward = flat(exp["rewards"])
-    reward = reward[:, 0] if reward.ndim > 1 else reward
-    term, trunc = flat(exp["terminals"]), flat(exp["truncations"])
-    ends = (term.reshape(len(term), -1).any(1)) | (trunc.reshape(len(trunc), -1).any(1))
+    reward = reward.reshape(b * t, -1)[:, 0]  # the team reward, repeated per agent
+    ends = (flat(exp["terminals"]).reshape(b * t, -1).any(1)
+            | flat(exp["truncations"]).reshape(b * t, -1).any(1)).reshape(b, t)
     legals, state = flat(infos["legals"]).astype(np.int32), flat(infos["state"])
     if legals.shape[-1] != n_actions:
         raise DatasetError(f"vault legals have {legals.shape[-1]} actions, the task {n_actions}")
-    stops = np.flatnonzero(ends)
-    if stops.size == 0:
+    starts, stops = [], []
+    for row in range(b):  # an unfinished tail of a row is not an episode
+        row_stops = np.flatnonzero(ends[row])
+        starts.extend(row * t + np.concatenate([[0], row_stops[:-1] + 1]).astype(int)
+                      if row_stops.size else [])
+        stops.extend(row * t + row_stops)
+    if not stops:
         raise DatasetError("the vault holds no finished episode (no terminal or truncation)")
-    starts = np.concatenate([[0], stops[:-1] + 1])
+    starts, stops = np.asarray(starts), np.asarray(stops)
     return (obs, state, actions, legals, reward, starts, stops), int((stops - starts).max() + 1)
 
 
-def import_og_marl(path: Path, task: str, quality: str, data_dir: Path,
+def import_og_marl(path: Path, task: str, quality: str | None, data_dir: Path,
                    vault_uid: str | None = None, progress: Progress | None = None) -> dict:
-    """Convert an OG-MARL vault into ``<data>/og-marl/<task>/<quality>/<vault>/``."""
+    """Convert an OG-MARL vault into ``<data>/og-marl/<task>/<quality>/<vault>/``; the
+    quality defaults to the vault uid (OG-MARL's Good / Medium / Poor / Replay), lowercased."""
     from marlbench.envs.maps import get_map
+
+    quality = quality or (vault_uid or "replay").lower()
 
     layout = get_map(task).layout
     exp = _vault_experience(path, vault_uid)
@@ -175,7 +193,8 @@ def import_og_marl(path: Path, task: str, quality: str, data_dir: Path,
     if longest > layout.episode_limit:
         raise DatasetError(f"vault episodes run to {longest} steps, past {task}'s limit "
                            f"{layout.episode_limit}")
-    dest = Path(data_dir) / "og-marl" / task / quality / Path(path).name
+    dest = Path(data_dir) / "og-marl" / task / quality / (Path(path).name + (
+        f"-{vault_uid}" if vault_uid else ""))
     existing = existing_dataset(dest)
     if existing is not None:
         return {**existing, "status": "already imported"}

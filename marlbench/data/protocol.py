@@ -137,7 +137,9 @@ def train_behaviour(
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(exist_ok=True)
-    torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
+    # one thread: the networks are small, and the run is then bit-identical on every machine
+    # (and across a resume)
+    torch.set_num_threads(1)
     env = make_env(task, settings["batch_episodes"], backend)
     config = behaviour_config(settings)
     learner = Mappo(env.layout, config, seed)
