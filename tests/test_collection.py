@@ -209,3 +209,34 @@ def test_replay_log_stops_once_an_evaluation_reaches_the_bound(tiny_run):
                                   for e in s["evals"][1:])
     else:
         assert len(logged) == len(s["evals"]) - 1
+
+
+def test_run_collects_learned_qualities_then_trains_and_never_recollects(tmp_path):
+    """`marlbench run` on a tiny toy suite with medium-expert: behaviour run, medium and expert
+    datasets, training on half of each, evaluation; a second run finds everything done."""
+    from typer.testing import CliRunner
+
+    from marlbench.cli.main import app
+
+    suite = tmp_path / "toy.yaml"
+    suite.write_text(
+        "name: toy_me\nbackend: smax\ntask_sets: [toy]\nqualities: [medium-expert]\n"
+        "seeds: [1]\nalgorithms: [{name: bc_t}]\n"
+        "data: {episodes: 32, last_episodes: 32, behaviour: {env_steps: 2000, batch_episodes: "
+        "32, eval_interval: 1000, eval_episodes: 32}}\n"
+        "training: {updates: 4, batch_episodes: 8}\nevaluation: {episodes: 8, interval: null}\n")
+    args = ["run", str(suite), "--data-dir", str(tmp_path / "data"), "--results",
+            str(tmp_path / "results"), "--workers", "0"]
+    runner = CliRunner()
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "ran 7 job(s)" in first.output  # behaviour, 2 datasets, train, 3 evals
+    for q in ("medium", "expert"):
+        (ds,) = (tmp_path / "data" / "smax" / "3m" / q).iterdir()
+        verify_dataset(ds)
+    job = next((tmp_path / "results" / "runs" / "train").glob("*/job.json"))
+    sources = json.loads(job.read_text())["config"]["datasets"]["3m"]
+    assert [(s["dir"].split("/")[2], s["last"]) for s in sources] == [("medium", 16),
+                                                                      ("expert", 16)]
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0 and "ran 0 job(s)" in second.output

@@ -57,6 +57,14 @@ TASK_SETS: dict[str, TaskSet] = {
             ("smax", "sc2"),
         ),
         TaskSet(
+            "toy",
+            "Toy",
+            ("3m",),
+            ("3m", "4m", "5m"),
+            "ODIS / HiSSD toy.yaml (train 3m medium; test 3m, 4m, 5m)",
+            ("smax", "sc2"),
+        ),
+        TaskSet(
             "stalker_zealot",
             "Stalker-Zealot",
             ("2s3z", "2s4z", "3s5z"),
