@@ -115,8 +115,11 @@ class DatasetWriter:
         self._tmp = self.out_dir / f"part_{k}.h5.tmp"
         self._file = h5py.File(self._tmp, "w")
         for key, dtype in KEYS_DTYPES.items():
-            self._file.create_dataset(key, shape=shapes[key], dtype=dtype, chunks=True,
-                                      compression="gzip", compression_opts=9)
+            # one chunk per episode: a training batch of random episodes then decompresses
+            # only what it reads, so large datasets can be streamed from disk
+            self._file.create_dataset(key, shape=shapes[key], dtype=dtype,
+                                      chunks=(1, *shapes[key][1:]), compression="gzip",
+                                      compression_opts=9)
         self._size, self._in_part = size, 0
 
     def _close_part(self) -> None:
