@@ -238,3 +238,29 @@ def test_og_marl_import_names_a_missing_key(tmp_path, monkeypatch):
     result = runner.invoke(app, ["data", "import", "og-marl", str(tmp_path / "v.vlt"),
                                  "--task", "3m", "--data-dir", str(tmp_path / "d")])
     assert result.exit_code == 2 and "lacks key(s) actions" in result.output
+
+
+def test_data_collect_dry_run_and_bad_input(tmp_path):
+    args = ["data", "collect", "--task-set", "marine_easy", "--quality", "medium-expert",
+            "--profile", "quick", "--data-dir", str(tmp_path), "--dry-run"]
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "9 data job(s)" in result.output  # per seen task: behaviour run, medium, expert
+    assert result.output.count("behaviour ") == 3
+    bad = runner.invoke(app, ["data", "collect", "--task-set", "marine_hardest", "--quality",
+                              "expert"])
+    assert bad.exit_code == 2 and "unknown task set 'marine_hardest'" in bad.output
+    none = runner.invoke(app, ["data", "collect"])
+    assert none.exit_code == 2 and "--task-set and --quality" in none.output
+    profile = runner.invoke(app, ["data", "collect", "--task-set", "toy", "--quality",
+                                  "expert", "--profile", "huge"])
+    assert profile.exit_code == 2 and "quick, paper" in profile.output
+
+
+@pytest.mark.parametrize("profile", ["quick", "paper"])
+def test_suite_profiles_match_the_built_in_data_budgets(root, profile):
+    from marlbench.data.profiles import DATA_PROFILES
+    from marlbench.suite import DataSettings, load_suite
+
+    suite = load_suite(root / "suites" / "smac_multitask.yaml", profile)
+    assert suite.data == DataSettings.model_validate(DATA_PROFILES[profile])

@@ -128,7 +128,8 @@ class Mappo:
                 running = delta[:, t] + c.gamma * c.gae_lambda * keep_next[:, t] * running
                 adv[:, t] = running
             returns = adv + values
-        alive = (avail[..., 0] == 0).float() * valid[..., None]  # agents that choose
+        # agents with a choice (a dead SMAC agent may only no-op)
+        alive = ((avail > 0).sum(-1) > 1).float() * valid[..., None]
         rows = valid.bool()
         o, av, a, lp0 = obs[rows], avail[rows], actions[rows], old_logp[rows]
         s, ret, alive_r = torch.from_numpy(ep.state)[rows], returns[rows], alive[rows]
