@@ -131,7 +131,7 @@ def _print_list(data_dir: Path, only: set[Path] | None = None) -> None:
             t.add_row(source, task, quality, "", "", "", "", "[yellow]incomplete", path.name)
             continue
         bp = m.get("behaviour_policy") or {}
-        where = bp.get("checkpoint") or bp.get("mode") or ""
+        where = bp.get("checkpoint") or ("training log" if bp.get("until_checkpoint") else "")
         t.add_row(source, task, quality, str(m["episodes"]), _fmt(m.get("win_rate"), 2),
                   _fmt(m["mean_return"], 2), _fmt(m["episode_length"]["mean"], 1),
                   f"{bp.get('name', '')} {where}".strip(), path.name)
