@@ -21,7 +21,12 @@ class PolicyActor:
         self.state = policy.initial_state(batch_size, task)
 
     def __call__(self, res: StepResult) -> np.ndarray:
-        actions, self.state = self.policy.act(res.obs, res.avail_actions, self.state, self.task)
+        if getattr(self.policy, "uses_reward", False):  # return-conditioned policies
+            actions, self.state = self.policy.act(res.obs, res.avail_actions, self.state,
+                                                  self.task, reward=res.reward)
+        else:
+            actions, self.state = self.policy.act(res.obs, res.avail_actions, self.state,
+                                                  self.task)
         return actions
 
 

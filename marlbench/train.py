@@ -36,16 +36,29 @@ def train(
     once in shuffled order (the reference ``baseline_run`` discipline)."""
     tasks = sorted(data)
     order: list[str] = []
-    pending = set(checkpoint_steps)
+    pending = sorted(checkpoint_steps)
     start = time.time()
-    for step in range(1, updates + 1):
-        if not order:
-            order = [tasks[i] for i in rng.permutation(len(tasks))]
-        task = order.pop()
-        metrics = learner.update(data[task].sample(batch_episodes, rng), task)
-        if step % log_every == 0 or step == updates:
+    per_round = getattr(learner.config, "update_discipline", "per_task") == "per_round"
+    step = 0
+    next_log = log_every
+    while step < updates:
+        if per_round:  # every seen task's batch, then one optimiser step
+            round_tasks = [tasks[i] for i in rng.permutation(len(tasks))]
+            round_tasks = round_tasks[: updates - step]
+            metrics = learner.update_round(
+                {t: data[t].sample(batch_episodes, rng) for t in round_tasks})
+            task = round_tasks[-1]
+            step += len(round_tasks)
+        else:
+            if not order:
+                order = [tasks[i] for i in rng.permutation(len(tasks))]
+            task = order.pop()
+            metrics = learner.update(data[task].sample(batch_episodes, rng), task)
+            step += 1
+        if step >= next_log or step == updates:
             log({"step": step, "task": task, "time_s": round(time.time() - start, 3), **metrics})
-        if step in pending:
-            save_checkpoint(step)
+            next_log = step + log_every
+        while pending and pending[0] <= step:
+            save_checkpoint(pending.pop(0))
         if progress:
             progress(step, updates, "train")

@@ -4,22 +4,29 @@ one task; exposes a greedy policy that acts on any task of the set."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
+from torch import nn
 
 from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
 
 
 class LearnerConfig(BaseModel):
-    """Hyperparameters shared by every learner; each learner extends it."""
+    """Hyperparameters shared by every learner; each learner extends it.
+
+    ``update_discipline``: ``per_task`` = one optimiser step per task batch (UPDeT-m, BC,
+    STAIRS-Former); ``per_round`` = gradients of every seen task's batch summed, then one step
+    (ODIS, HiSSD). Either way the step counter counts task batches, as the references' t_env.
+    """
 
     model_config = ConfigDict(extra="forbid")
     lr: float = 5e-4
     grad_norm_clip: float = 10.0
+    update_discipline: Literal["per_task", "per_round"] = "per_task"
 
 
 class Policy(ABC):
@@ -49,6 +56,26 @@ class Learner(ABC):
     @abstractmethod
     def update(self, batch: Batch, task: str) -> dict[str, float]:
         """One training step on a batch of ``task``; returns scalar metrics."""
+
+    def update_round(self, batches: dict[str, Batch]) -> dict[str, float]:
+        """One step on the summed losses of a batch per task (the ``per_round`` discipline);
+        learners that support it implement ``loss`` and ``optimiser``."""
+        if not hasattr(self, "loss"):
+            raise NotImplementedError(f"{self.name} has no per_round update")
+        params = [p for group in self.optimiser.param_groups for p in group["params"]]
+        self.optimiser.zero_grad()
+        total = 0.0
+        for task, batch in batches.items():
+            loss = self.loss(batch.to(self.device), task)
+            loss.backward()
+            total += float(loss.detach())
+        grad_norm = nn.utils.clip_grad_norm_(params, self.config.grad_norm_clip)
+        self.optimiser.step()
+        self.after_step()
+        return {"loss": total / len(batches), "grad_norm": float(grad_norm)}
+
+    def after_step(self) -> None:  # noqa: B027 - optional hook
+        """Hook after each optimiser step (target-network updates)."""
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]: ...

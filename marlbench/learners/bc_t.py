@@ -24,10 +24,11 @@ from marlbench.nets.transformer import Transformer
 class EntityAgent(nn.Module):
     """[own, enemies…, allies…, history] → transformer → action logits; history carried in time."""
 
-    def __init__(self, layouts: list[Layout], emb: int, heads: int, depth: int):
+    def __init__(self, layouts: list[Layout], emb: int, heads: int, depth: int,
+                 extra_own: int = 0):
         super().__init__()
         self.emb = emb
-        self.tokenizer = EntityTokenizer(layouts, emb)
+        self.tokenizer = EntityTokenizer(layouts, emb, extra_own)
         self.transformer = Transformer(emb, heads, depth, emb)
         self.q_basic = nn.Linear(emb, entity_widths(layouts)[-1])
 
@@ -38,11 +39,13 @@ class EntityAgent(nn.Module):
         out = self.transformer(torch.cat([tokens, hist], dim=1))
         return action_values(self.q_basic, out, layout), out[:, -1:, :]
 
-    def unroll(self, obs: torch.Tensor, actions: torch.Tensor, layout: Layout) -> torch.Tensor:
-        """obs [B, T, n, obs], actions [B, T, n] → logits [B, T, n, A] (teacher-forced history)."""
+    def unroll(self, obs: torch.Tensor, actions: torch.Tensor, layout: Layout,
+               extra_own: torch.Tensor | None = None) -> torch.Tensor:
+        """obs [B, T, n, obs], actions [B, T, n] → logits [B, T, n, A] (teacher-forced history);
+        ``extra_own`` [B, T, n, k] is appended to the own token's input."""
         b, t, n = obs.shape[:3]
         last = torch.cat([torch.full_like(actions[:, :1], -1), actions[:, :-1]], dim=1)
-        tokens = self.tokenizer(obs, last, layout)  # embed all steps at once
+        tokens = self.tokenizer(obs, last, layout, extra_own)  # embed all steps at once
         # one unbind (not T selects) keeps the backward pass from zero-filling T full copies
         steps = tokens.transpose(0, 1).reshape(t, b * n, -1, self.emb).unbind(0)
         hist = obs.new_zeros(b * n, 1, self.emb)
