@@ -264,3 +264,13 @@ def test_suite_profiles_match_the_built_in_data_budgets(root, profile):
 
     suite = load_suite(root / "suites" / "smac_multitask.yaml", profile)
     assert suite.data == DataSettings.model_validate(DATA_PROFILES[profile])
+
+
+@pytest.mark.parametrize("profile", [None, "quick", "paper"])
+def test_ablation_suite_shares_the_main_suites_data(root, profile):
+    from marlbench.suite import load_suite
+
+    main = load_suite(root / "suites" / "smac_multitask.yaml", profile)
+    ablation = load_suite(root / "suites" / "smac_multitask_ablation.yaml", profile)
+    assert ablation.data == main.data and ablation.task_sets == main.task_sets
+    assert ablation.qualities == main.qualities

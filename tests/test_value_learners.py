@@ -13,7 +13,7 @@ from marlbench.nets.mixers import MtQattnMixer, decompose_state, state_entity_wi
 from marlbench.train import seed_everything, train
 
 SETS = {"marine": ["3m", "4m", "12m"], "sz": ["2s3z", "4s6z"]}
-LEARNERS = ["bc_r", "updet_m", "updet_l"]
+LEARNERS = ["bc_r", "updet_m", "updet_l", "stairs"]
 
 
 def _learner(name, tasks, seed=0, **cfg):
@@ -170,7 +170,8 @@ def test_value_and_return_conditioned_learners_run_through_a_suite(tmp_path):
     suite = tmp_path / "s.yaml"
     suite.write_text(
         "name: vl\nbackend: smax\ntask_sets: [toy]\nqualities: [scripted]\nseeds: [1]\n"
-        "algorithms: [{name: bc_r}, {name: updet_m}]\ndata: {episodes: 16, last_episodes: 16}\n"
+        "algorithms: [{name: bc_r}, {name: updet_m}, {name: stairs}]\n"
+        "data: {episodes: 16, last_episodes: 16}\n"
         "training: {updates: 4, batch_episodes: 4}\nevaluation: {episodes: 8, interval: null}\n")
     runner = CliRunner()
     result = runner.invoke(app, ["run", str(suite), "--data-dir", str(tmp_path / "data"),
@@ -179,4 +180,4 @@ def test_value_and_return_conditioned_learners_run_through_a_suite(tmp_path):
     report = runner.invoke(app, ["report", str(tmp_path / "r"), "--format", "json"])
     assert report.exit_code == 0, report.output
     text = json.dumps(json.loads(report.output))
-    assert "BC-r" in text and "UPDeT-m" in text
+    assert "BC-r" in text and "UPDeT-m" in text and "STAIRS-Former" in text

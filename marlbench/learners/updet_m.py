@@ -38,15 +38,18 @@ class UPDeTMConfig(LearnerConfig):
 def td_terms(
     qs: torch.Tensor, target_qs: torch.Tensor, batch: Batch, mixer: nn.Module,
     target_mixer: nn.Module, layout: Layout, gamma: float, double_q: bool,
+    argmax_qs: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Shared by the value learners of the family.
 
     qs / target_qs [B, T, n, A] from the online and target agents over the whole batch.
-    Returns (q_tot of the dataset actions [B, T-1], TD targets [B, T-1], transition mask
-    [B, T-1], greedy online actions [B, T, n]).
+    ``argmax_qs`` (default ``qs``) picks the greedy actions (STAIRS-Former takes them from a
+    pass without token dropout). Returns (q_tot of the dataset actions [B, T-1], TD targets
+    [B, T-1], transition mask [B, T-1], greedy online actions [B, T, n]).
     """
     avail = batch.avail
-    masked = qs.detach().masked_fill(avail == 0, MASKED)
+    chooser = qs if argmax_qs is None else argmax_qs
+    masked = chooser.detach().masked_fill(avail == 0, MASKED)
     greedy = masked.argmax(-1)  # [B, T, n]
     actions = batch.actions
     chosen = qs[:, :-1].gather(-1, actions[:, :-1, :, None]).squeeze(-1)
