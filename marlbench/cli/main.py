@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from marlbench import __version__
+from marlbench.cli.analyze import analyze_app
 from marlbench.cli.data import data_app
 from marlbench.cli.doctor import doctor
 from marlbench.cli.env import env_app
@@ -42,5 +43,6 @@ app.command("validate")(validate)
 app.command("report")(report)
 app.command("list")(list_)
 app.add_typer(data_app, name="data")
+app.add_typer(analyze_app, name="analyze")
 app.add_typer(env_app, name="env")
 app.command("doctor")(doctor)

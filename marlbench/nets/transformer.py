@@ -17,6 +17,10 @@ class SelfAttention(nn.Module):
         self.to_k = nn.Linear(emb, emb * heads, bias=False)
         self.to_v = nn.Linear(emb, emb * heads, bias=False)
         self.unify = nn.Linear(emb * heads, emb)
+        # analysis: when set, the explicit softmax path runs and the post-softmax weights
+        # [b, heads, t, t] are kept (detached) in ``last_attention``; off, the fused kernel runs
+        self.keep_attention = False
+        self.last_attention: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         b, t, e = x.shape
@@ -30,7 +34,13 @@ class SelfAttention(nn.Module):
         if mask is not None:  # 0 where attention is forbidden
             bias = torch.zeros(mask.shape, dtype=x.dtype, device=x.device)
             bias = bias.masked_fill(mask == 0, -1e9).unsqueeze(1)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # scale 1/sqrt(emb)
+        if self.keep_attention:
+            logits = q @ k.transpose(-1, -2) / e**0.5
+            weights = torch.softmax(logits if bias is None else logits + bias, dim=-1)
+            self.last_attention = weights.detach()
+            out = weights @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # scale 1/sqrt(emb)
         return self.unify(out.transpose(1, 2).reshape(b, t, h * e))
 
 
