@@ -53,15 +53,18 @@ class Learner(ABC):
         self.config = config
         self.device = device
 
-    @abstractmethod
     def update(self, batch: Batch, task: str) -> dict[str, float]:
-        """One training step on a batch of ``task``; returns scalar metrics."""
+        """One optimiser step on a batch of ``task`` (the ``per_task`` discipline)."""
+        return self.update_round({task: batch})
 
     def update_round(self, batches: dict[str, Batch]) -> dict[str, float]:
-        """One step on the summed losses of a batch per task (the ``per_round`` discipline);
-        learners that support it implement ``loss`` and ``optimiser``."""
+        """One optimiser step on the summed losses of the given task batches (one batch: the
+        ``per_task`` discipline; every seen task: ``per_round``). Learners define ``loss``
+        (optionally leaving extra scalars in ``_last``) and ``optimiser``, or override this."""
         if not hasattr(self, "loss"):
-            raise NotImplementedError(f"{self.name} has no per_round update")
+            raise NotImplementedError(f"{self.name} defines no loss to update on")
+        if hasattr(self, "agent"):
+            self.agent.train()
         params = [p for group in self.optimiser.param_groups for p in group["params"]]
         self.optimiser.zero_grad()
         total = 0.0
@@ -72,7 +75,8 @@ class Learner(ABC):
         grad_norm = nn.utils.clip_grad_norm_(params, self.config.grad_norm_clip)
         self.optimiser.step()
         self.after_step()
-        return {"loss": total / len(batches), "grad_norm": float(grad_norm)}
+        return {"loss": total / len(batches), "grad_norm": float(grad_norm),
+                **getattr(self, "_last", {})}
 
     def after_step(self) -> None:  # noqa: B027 - optional hook
         """Hook after each optimiser step (target-network updates)."""

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
-from marlbench.learners.base import Learner, Policy, register
+from marlbench.learners.base import Policy, register
 from marlbench.learners.bc_t import BCT, BCTConfig, EntityAgent
 
 RTG_INIT = 20.0
@@ -69,12 +69,7 @@ class BCR(BCT):
     label = "BC-r"
     title = "BC-r (return-conditioned behaviour cloning, entity transformer)"
     Config = BCRConfig
-
-    def __init__(self, layouts: dict[str, Layout], config: BCRConfig, device: torch.device):
-        Learner.__init__(self, layouts, config, device)
-        self.agent = EntityAgent(list(layouts.values()), config.emb, config.heads, config.depth,
-                                 extra_own=1).to(device)
-        self.optimiser = torch.optim.Adam(self.agent.parameters(), lr=config.lr)
+    extra_own = 1
 
     def loss(self, batch: Batch, task: str) -> torch.Tensor:
         lay = self.layouts[task]

@@ -94,10 +94,12 @@ class BCT(Learner):
     label = "BC-t"
     title = "BC-t (behaviour cloning, entity transformer)"
     Config = BCTConfig
+    extra_own = 0  # extra own-token inputs (BC-r: the return-to-go)
 
     def __init__(self, layouts: dict[str, Layout], config: BCTConfig, device: torch.device):
         super().__init__(layouts, config, device)
-        self.agent = EntityAgent(list(layouts.values()), config.emb, config.heads, config.depth)
+        self.agent = EntityAgent(list(layouts.values()), config.emb, config.heads, config.depth,
+                                 self.extra_own)
         self.agent.to(device)
         self.optimiser = torch.optim.Adam(self.agent.parameters(), lr=config.lr)
 
@@ -107,16 +109,6 @@ class BCT(Learner):
         a = logits.shape[-1]
         ce = F.cross_entropy(logits.reshape(-1, a), batch.actions.reshape(-1), reduction="sum")
         return ce / batch.mask.sum() / lay.n_agents
-
-    def update(self, batch: Batch, task: str) -> dict[str, float]:
-        self.agent.train()
-        batch = batch.to(self.device)
-        loss = self.loss(batch, task)
-        self.optimiser.zero_grad()
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(self.agent.parameters(), self.config.grad_norm_clip)
-        self.optimiser.step()
-        return {"loss": float(loss.detach()), "grad_norm": float(grad_norm)}
 
     def state_dict(self) -> dict[str, Any]:
         return {"agent": self.agent.state_dict(), "optimiser": self.optimiser.state_dict()}

@@ -11,7 +11,6 @@ ablation configs for them): ``spatial: false`` = one pass of f_L, no recursion a
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Literal
 
 import numpy as np
@@ -21,10 +20,9 @@ from torch.nn import functional as F
 
 from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
-from marlbench.learners.base import Learner, LearnerConfig, Policy, register
-from marlbench.learners.updet_m import td_terms
+from marlbench.learners.base import LearnerConfig, Policy, register
+from marlbench.learners.updet_m import ValueLearner, td_terms
 from marlbench.nets.entity import EntityTokenizer, action_values, entity_widths
-from marlbench.nets.mixers import make_mixer
 from marlbench.nets.transformer import SelfAttention
 
 
@@ -182,7 +180,7 @@ class StairsPolicy(Policy):
 
 
 @register
-class Stairs(Learner):
+class Stairs(ValueLearner):
     name = "stairs"
     label = "STAIRS-Former"
     title = "STAIRS-Former (recursive spatial + temporal focus transformer, TD + BC)"
@@ -190,18 +188,13 @@ class Stairs(Learner):
 
     def __init__(self, layouts: dict[str, Layout], config: StairsConfig, device: torch.device):
         super().__init__(layouts, config, device)
-        lays = list(layouts.values())
-        c = config
-        self.agent = StairsAgent(lays, c.emb, c.heads, c.h_cycles, c.l_cycles, c.high_step,
-                                 c.spatial, c.temporal).to(device)
-        self.mixer = make_mixer(c.mixer, lays).to(device)
-        self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
-        self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
-        self.params = [*self.agent.parameters(), *self.mixer.parameters()]
-        self.optimiser = torch.optim.Adam(self.params, lr=c.lr)
         self.generator = torch.Generator(device=device).manual_seed(
             int(torch.randint(0, 2**31 - 1, (1,)).item()))
-        self.steps = 0
+
+    def make_agent(self, layouts: list[Layout]) -> nn.Module:
+        c = self.config
+        return StairsAgent(layouts, c.emb, c.heads, c.h_cycles, c.l_cycles, c.high_step,
+                           c.spatial, c.temporal)
 
     def loss(self, batch: Batch, task: str) -> torch.Tensor:
         c, lay = self.config, self.layouts[task]
@@ -222,37 +215,11 @@ class Stairs(Learner):
         self._last = {"td_loss": float(td.detach()), "bc_loss": float(bc.detach())}
         return td + c.bc_coef * bc
 
-    def update(self, batch: Batch, task: str) -> dict[str, float]:
-        self.agent.train()
-        loss = self.loss(batch.to(self.device), task)
-        self.optimiser.zero_grad()
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(self.params, self.config.grad_norm_clip)
-        self.optimiser.step()
-        self.after_step()
-        return {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **self._last}
-
-    def after_step(self) -> None:
-        self.steps += 1
-        if self.steps % self.config.target_update_interval == 0:
-            self.target_agent.load_state_dict(self.agent.state_dict())
-            self.target_mixer.load_state_dict(self.mixer.state_dict())
-
     def state_dict(self) -> dict[str, Any]:
-        return {"agent": self.agent.state_dict(), "mixer": self.mixer.state_dict(),
-                "target_agent": self.target_agent.state_dict(),
-                "target_mixer": self.target_mixer.state_dict(),
-                "optimiser": self.optimiser.state_dict(), "steps": self.steps,
-                "generator": self.generator.get_state()}
+        return {**super().state_dict(), "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.agent.load_state_dict(state["agent"])
-        self.mixer.load_state_dict(state["mixer"])
-        self.target_agent.load_state_dict(state["target_agent"])
-        self.target_mixer.load_state_dict(state["target_mixer"])
-        if "optimiser" in state:
-            self.optimiser.load_state_dict(state["optimiser"])
-        self.steps = state.get("steps", 0)
+        super().load_state_dict(state)
         if "generator" in state:
             self.generator.set_state(state["generator"])
 

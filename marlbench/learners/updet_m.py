@@ -65,50 +65,23 @@ def td_terms(
     return q_tot, y, mask, greedy
 
 
-@register
-class UPDeTM(Learner):
-    name = "updet_m"
-    label = "UPDeT-m"
-    title = "UPDeT-m (entity transformer, mt_qattn mixer, TD + conservative gap)"
-    Config = UPDeTMConfig
-    default_mixer = "mt_qattn"
+class ValueLearner(Learner):
+    """Per-agent Q values from ``make_agent`` mixed by ``config.mixer``, with a target agent
+    and mixer copied every ``config.target_update_interval`` optimiser steps."""
 
-    def __init__(self, layouts: dict[str, Layout], config: UPDeTMConfig, device: torch.device):
+    def __init__(self, layouts: dict[str, Layout], config: LearnerConfig, device: torch.device):
         super().__init__(layouts, config, device)
         lays = list(layouts.values())
-        self.agent = EntityAgent(lays, config.emb, config.heads, config.depth).to(device)
+        self.agent = self.make_agent(lays).to(device)
         self.mixer = make_mixer(config.mixer, lays).to(device)
         self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
         self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
-        self.params = [*self.agent.parameters(), *self.mixer.parameters()]
-        self.optimiser = torch.optim.Adam(self.params, lr=config.lr)
+        self.optimiser = torch.optim.Adam(
+            [*self.agent.parameters(), *self.mixer.parameters()], lr=config.lr)
         self.steps = 0
 
-    def loss(self, batch: Batch, task: str) -> torch.Tensor:
-        c, lay = self.config, self.layouts[task]
-        qs = self.agent.unroll(batch.obs, batch.actions, lay)
-        with torch.no_grad():
-            target_qs = self.target_agent.unroll(batch.obs, batch.actions, lay)
-        q_tot, y, mask, greedy = td_terms(qs, target_qs, batch, self.mixer, self.target_mixer,
-                                          lay, c.gamma, c.double_q)
-        denom = mask.sum().clamp(min=1.0)
-        td = ((q_tot - y) ** 2 * mask).sum() / denom
-        greedy_q = qs[:, :-1].gather(-1, greedy[:, :-1, :, None]).squeeze(-1)
-        gap = self.mixer(greedy_q, batch.state[:, :-1], lay) - q_tot
-        cons = (gap * mask).sum() / denom
-        self._last = {"td_loss": float(td.detach()), "cons_gap": float(cons.detach()),
-                      "q_tot": float((q_tot.detach() * mask).sum() / denom)}
-        return td + c.coef_conservative * cons
-
-    def update(self, batch: Batch, task: str) -> dict[str, float]:
-        self.agent.train()
-        loss = self.loss(batch.to(self.device), task)
-        self.optimiser.zero_grad()
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(self.params, self.config.grad_norm_clip)
-        self.optimiser.step()
-        self.after_step()
-        return {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **self._last}
+    def make_agent(self, layouts: list[Layout]) -> nn.Module:
+        raise NotImplementedError
 
     def after_step(self) -> None:
         self.steps += 1
@@ -130,6 +103,34 @@ class UPDeTM(Learner):
         if "optimiser" in state:
             self.optimiser.load_state_dict(state["optimiser"])
         self.steps = state.get("steps", 0)
+
+
+@register
+class UPDeTM(ValueLearner):
+    name = "updet_m"
+    label = "UPDeT-m"
+    title = "UPDeT-m (entity transformer, mt_qattn mixer, TD + conservative gap)"
+    Config = UPDeTMConfig
+
+    def make_agent(self, layouts: list[Layout]) -> nn.Module:
+        c = self.config
+        return EntityAgent(layouts, c.emb, c.heads, c.depth)
+
+    def loss(self, batch: Batch, task: str) -> torch.Tensor:
+        c, lay = self.config, self.layouts[task]
+        qs = self.agent.unroll(batch.obs, batch.actions, lay)
+        with torch.no_grad():
+            target_qs = self.target_agent.unroll(batch.obs, batch.actions, lay)
+        q_tot, y, mask, greedy = td_terms(qs, target_qs, batch, self.mixer, self.target_mixer,
+                                          lay, c.gamma, c.double_q)
+        denom = mask.sum().clamp(min=1.0)
+        td = ((q_tot - y) ** 2 * mask).sum() / denom
+        greedy_q = qs[:, :-1].gather(-1, greedy[:, :-1, :, None]).squeeze(-1)
+        gap = self.mixer(greedy_q, batch.state[:, :-1], lay) - q_tot
+        cons = (gap * mask).sum() / denom
+        self._last = {"td_loss": float(td.detach()), "cons_gap": float(cons.detach()),
+                      "q_tot": float((q_tot.detach() * mask).sum() / denom)}
+        return td + c.coef_conservative * cons
 
     def policy(self) -> Policy:
         self.agent.eval()
