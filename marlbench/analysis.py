@@ -66,21 +66,11 @@ def fixed_batch(loaded: Loaded, episodes: int, data_dir: Path, seed: int = 0) ->
                               loaded.layout, loaded.task)
         idx = np.arange(min(episodes, data.n_episodes))
         t = int(data.lengths[idx].max())
-        eps = data._take(idx, t)
-    else:
-        env = cached_env(loaded.task, episodes, loaded.config["backend"])
-        actor = PolicyActor(loaded.learner.policy(), loaded.task, episodes)
-        eps = rollout(env, actor, seed, record=True).episodes
-        t = int(eps.lengths.max())
-    return Batch(
-        obs=torch.from_numpy(np.ascontiguousarray(eps.obs[:, :t])),
-        state=torch.from_numpy(np.ascontiguousarray(eps.state[:, :t])),
-        actions=torch.from_numpy(np.ascontiguousarray(eps.actions[:, :t])),
-        avail=torch.from_numpy(np.ascontiguousarray(eps.avail_actions[:, :t])),
-        reward=torch.from_numpy(np.ascontiguousarray(eps.reward[:, :t])),
-        terminated=torch.from_numpy(eps.terminated[:, :t].astype(np.float32)),
-        filled=torch.from_numpy(eps.filled[:, :t].astype(np.float32)),
-    )
+        return Batch.from_episodes(data.take(idx, t), t)
+    env = cached_env(loaded.task, episodes, loaded.config["backend"])
+    actor = PolicyActor(loaded.learner.policy(), loaded.task, episodes)
+    eps = rollout(env, actor, seed, record=True).episodes
+    return Batch.from_episodes(eps, int(eps.lengths.max()))
 
 
 def step_through(loaded: Loaded, batch: Batch,

@@ -16,8 +16,8 @@ import h5py
 import numpy as np
 import torch
 
-from marlbench.data.collect import MANIFEST, verify_dataset
-from marlbench.data.format import DatasetError, EpisodeArrays, read_part
+from marlbench.data.collect import existing_dataset
+from marlbench.data.format import DatasetError, EpisodeArrays, from_stored, read_part
 from marlbench.envs.maps import Layout
 
 DEFAULT_LAST_EPISODES = 2000
@@ -40,8 +40,7 @@ def part_files(run_dir: Path) -> list[Path]:
 def verify(run_dir: Path) -> None:
     """Check every part against the sha256 in the run's manifest (when one exists; the public
     ODIS folders have none)."""
-    if (Path(run_dir) / MANIFEST).exists():
-        verify_dataset(run_dir)
+    existing_dataset(run_dir)
 
 
 def load_episodes(run_dir: Path, last: int | None = DEFAULT_LAST_EPISODES) -> EpisodeArrays:
@@ -100,16 +99,7 @@ class LazyEpisodes:
             for key in _KEYS:
                 chunks[key].append(np.asarray(f[key][rows, :t]))
         back = np.argsort(order)
-        arrays = {k: np.concatenate(v)[back] for k, v in chunks.items()}
-        return EpisodeArrays(
-            obs=arrays["obs"].astype(np.float32),
-            state=arrays["state"].astype(np.float32),
-            actions=arrays["actions"][..., 0].astype(np.int64),
-            avail_actions=arrays["avail_actions"].astype(np.int32),
-            reward=arrays["reward"][..., 0].astype(np.float32),
-            terminated=arrays["terminated"][..., 0].astype(np.uint8),
-            filled=arrays["filled"][..., 0].astype(np.int64),
-        )
+        return from_stored({k: np.concatenate(v)[back] for k, v in chunks.items()})
 
     def load(self) -> EpisodeArrays:
         """All kept episodes in memory (parts read whole, then the last N kept)."""
@@ -153,6 +143,23 @@ class Batch:
     def to(self, device: torch.device) -> Batch:
         return Batch(*(getattr(self, k).to(device) for k in Batch.__dataclass_fields__))
 
+    @classmethod
+    def from_episodes(cls, e: EpisodeArrays, t: int) -> Batch:
+        """Episodes cut to their first ``t`` rows, as torch tensors."""
+
+        def rows(x: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(x[:, :t]))
+
+        return cls(
+            obs=rows(e.obs),
+            state=rows(e.state),
+            actions=rows(e.actions),
+            avail=rows(e.avail_actions),
+            reward=rows(e.reward),
+            terminated=rows(e.terminated.astype(np.float32)),
+            filled=rows(e.filled.astype(np.float32)),
+        )
+
 
 class TaskData:
     """The episodes of one task (one or more sources, e.g. medium + expert), sampled uniformly
@@ -174,7 +181,8 @@ class TaskData:
     def lengths(self) -> np.ndarray:
         return self._lengths
 
-    def _take(self, idx: np.ndarray, t: int) -> EpisodeArrays:
+    def take(self, idx: np.ndarray, t: int) -> EpisodeArrays:
+        """Episodes ``idx`` (positions in the concatenated sources), in that order."""
         src = np.searchsorted(self._starts, idx, side="right") - 1
         pieces, order = [], []
         for k in np.unique(src):
@@ -191,16 +199,7 @@ class TaskData:
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
         idx = rng.choice(self.n_episodes, size=min(batch_size, self.n_episodes), replace=False)
         t = int(self._lengths[idx].max())
-        e = self._take(idx, t)
-        return Batch(
-            obs=torch.from_numpy(np.ascontiguousarray(e.obs[:, :t])),
-            state=torch.from_numpy(np.ascontiguousarray(e.state[:, :t])),
-            actions=torch.from_numpy(np.ascontiguousarray(e.actions[:, :t])),
-            avail=torch.from_numpy(np.ascontiguousarray(e.avail_actions[:, :t])),
-            reward=torch.from_numpy(np.ascontiguousarray(e.reward[:, :t])),
-            terminated=torch.from_numpy(e.terminated[:, :t].astype(np.float32)),
-            filled=torch.from_numpy(e.filled[:, :t].astype(np.float32)),
-        )
+        return Batch.from_episodes(self.take(idx, t), t)
 
 
 def load_task_data(

@@ -9,7 +9,6 @@ on row T − 1 (time-outs included, as pymarl stores them). Every key is gzip le
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,30 +71,6 @@ class EpisodeArrays:
         )
 
 
-def write_part(path: Path, ep: EpisodeArrays, n_actions: int) -> None:
-    """Write one part atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    onehot = np.eye(n_actions, dtype=np.float32)[ep.actions] * ep.filled[..., None, None]
-    arrays = {
-        "obs": ep.obs,
-        "state": ep.state,
-        "actions": ep.actions[..., None],
-        "actions_onehot": onehot,
-        "avail_actions": ep.avail_actions,
-        "reward": ep.reward[..., None],
-        "terminated": ep.terminated[..., None],
-        "filled": ep.filled[..., None],
-    }
-    with h5py.File(tmp, "w") as f:
-        for key, dtype in KEYS_DTYPES.items():
-            f.create_dataset(
-                key, data=arrays[key].astype(dtype), compression="gzip", compression_opts=9
-            )
-    os.replace(tmp, path)
-
-
 def read_part(path: Path, last: int | None = None) -> EpisodeArrays:
     """Read a part file (ODIS's or marlbench's); ``last`` keeps only the last N episodes."""
     path = Path(path)
@@ -118,17 +93,24 @@ def read_part(path: Path, last: int | None = None) -> EpisodeArrays:
     except (OSError, KeyError, ValueError, RuntimeError) as exc:  # h5py's ways to fail
         raise DatasetError(f"{path} is not a readable HDF5 file ({exc}): it is corrupt or "
                            "truncated") from None
-    ep = EpisodeArrays(
-        obs=obs.astype(np.float32),
-        state=state.astype(np.float32),
-        actions=actions[..., 0].astype(np.int64),
-        avail_actions=avail.astype(np.int32),
-        reward=reward[..., 0].astype(np.float32),
-        terminated=term[..., 0].astype(np.uint8),
-        filled=filled[..., 0].astype(np.int64),
-    )
+    ep = from_stored({"obs": obs, "state": state, "actions": actions, "avail_actions": avail,
+                      "reward": reward, "terminated": term, "filled": filled})
     _check_shapes(path, ep)
     return ep
+
+
+def from_stored(arrays: dict[str, np.ndarray]) -> EpisodeArrays:
+    """Episodes from arrays as a part file stores them (trailing 1 on actions, reward,
+    terminated and filled; any numeric dtype)."""
+    return EpisodeArrays(
+        obs=arrays["obs"].astype(np.float32),
+        state=arrays["state"].astype(np.float32),
+        actions=arrays["actions"][..., 0].astype(np.int64),
+        avail_actions=arrays["avail_actions"].astype(np.int32),
+        reward=arrays["reward"][..., 0].astype(np.float32),
+        terminated=arrays["terminated"][..., 0].astype(np.uint8),
+        filled=arrays["filled"][..., 0].astype(np.int64),
+    )
 
 
 def _check_shapes(path: Path, ep: EpisodeArrays) -> None:
