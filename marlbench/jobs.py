@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from marlbench import __version__
+from marlbench.fileio import save_torch
 from marlbench.plan import Job
 from marlbench.results.store import Store, read_json, write_json
 
@@ -70,7 +71,6 @@ def _build_learner(c: dict, device: Any):
 
 
 def _train(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> None:
-    import torch
 
     from marlbench.data.dataset import load_task_data
     from marlbench.envs.maps import get_map
@@ -94,9 +94,7 @@ def _train(job: Job, out: Path, store: Store, opts: dict, progress: Progress) ->
     ckpt_dir.mkdir(parents=True, exist_ok=True)
 
     def save(step: int) -> None:
-        tmp = ckpt_dir / f".step_{step}.pt.tmp"
-        torch.save({"step": step, "learner": learner.state_dict()}, tmp)
-        tmp.rename(ckpt_dir / f"step_{step}.pt")
+        save_torch(ckpt_dir / f"step_{step}.pt", {"step": step, "learner": learner.state_dict()})
 
     with open(out / "metrics.jsonl", "w") as metrics:
 

@@ -24,6 +24,7 @@ from marlbench.data.format import KEYS_DTYPES, DatasetError, EpisodeArrays, sha2
 from marlbench.data.qualities import get_quality
 from marlbench.envs import make_env
 from marlbench.envs.maps import Layout
+from marlbench.fileio import write_json
 from marlbench.rollout import rollout
 
 Progress = Callable[[int, int, str], None]
@@ -192,9 +193,7 @@ class DatasetWriter:
             "wall_time_s": round(time.time() - self.start, 2),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        tmp = self.out_dir / f"{MANIFEST}.tmp"
-        tmp.write_text(json.dumps(manifest, indent=2))
-        os.replace(tmp, self.out_dir / MANIFEST)
+        write_json(self.out_dir / MANIFEST, manifest, sort_keys=False)
         return manifest
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import shutil
 import time
@@ -25,6 +24,7 @@ from marlbench.data.dataset import LazyEpisodes, check_layout, part_files
 from marlbench.data.format import DatasetError, EpisodeArrays, sha256
 from marlbench.data.stats import episode_stats, infer_won
 from marlbench.errors import UserError
+from marlbench.fileio import write_json
 
 Progress = Callable[[int, int, str], None]
 
@@ -100,9 +100,7 @@ def import_odis(path: Path, data_dir: Path, progress: Progress | None = None) ->
             "wall_time_s": round(time.time() - start, 2),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        tmp = dest / f"{MANIFEST}.tmp"
-        tmp.write_text(json.dumps(manifest, indent=2))
-        os.replace(tmp, dest / MANIFEST)
+        write_json(dest / MANIFEST, manifest, sort_keys=False)
         out.append({**manifest, "status": "imported"})
         if progress:
             progress(len(out), len(out), f"import {task}/{quality}")

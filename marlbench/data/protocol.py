@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -33,22 +32,11 @@ from marlbench.data.collect import DatasetWriter, existing_dataset
 from marlbench.data.format import EpisodeArrays
 from marlbench.data.mappo import Mappo, MappoConfig
 from marlbench.envs import make_env
+from marlbench.fileio import save_torch, write_json
 
 Progress = Callable[[int, int, str], None]
 SUMMARY = "summary.json"
 _LOG_KEYS = ("obs", "state", "actions", "avail_actions", "reward", "terminated", "filled")
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
-
-
-def _save_torch(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class ReplayLog:
@@ -163,7 +151,7 @@ def train_behaviour(
         stats = _evaluate(learner, env, settings["eval_episodes"], eval_seed + 1000 * len(
             st["evals"]))
         name = f"steps_{steps}.pt"
-        _save_torch(ckpt_dir / name, {"net": learner.net.state_dict(), "config": asdict(config),
+        save_torch(ckpt_dir / name, {"net": learner.net.state_dict(), "config": asdict(config),
                                       "task": task, "env_steps": steps})
         if st["recording"]:
             k = len(st["windows"])
@@ -177,7 +165,7 @@ def train_behaviour(
                             "checkpoint": name, **stats})
         st["elapsed_s"] += time.time() - t_mark[0]
         t_mark[0] = time.time()
-        _save_torch(state_path, {"learner": learner.state_dict(), "progress": st})
+        save_torch(state_path, {"learner": learner.state_dict(), "progress": st})
 
     t_mark = [time.time()]
     if not st["evals"]:
@@ -199,7 +187,7 @@ def train_behaviour(
     summary["wall_time_s"] = round(st["elapsed_s"], 2)
     summary["resumed_at_env_steps"] = resumed_at or None
     _prune_checkpoints(ckpt_dir, summary)
-    _write_json(run_dir / SUMMARY, summary)
+    write_json(run_dir / SUMMARY, summary, sort_keys=False)
     return summary
 
 

@@ -13,7 +13,6 @@ Layout (results dir ``R``, data dir ``D``)::
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from marlbench.errors import UserError
+from marlbench.fileio import write_json
 from marlbench.plan import Job, Plan
 
 RECORD_COLUMNS = [
@@ -28,14 +28,6 @@ RECORD_COLUMNS = [
     "win_rate", "mean_return", "episodes", "wall_time_s", "backend", "versions", "config_hash",
     "job_id", "finished_at",
 ]
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically: a temporary file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
 
 
 def read_json(path: Path) -> Any:
