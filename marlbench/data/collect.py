@@ -22,6 +22,7 @@ from marlbench import __version__
 from marlbench.data.behaviour import FocusFirePolicy
 from marlbench.data.format import KEYS_DTYPES, DatasetError, EpisodeArrays, sha256
 from marlbench.data.qualities import get_quality
+from marlbench.data.stats import length_stats
 from marlbench.envs import make_env
 from marlbench.envs.maps import Layout
 from marlbench.fileio import write_json
@@ -173,7 +174,6 @@ class DatasetWriter:
         if self.remaining:
             raise DatasetError(f"{self.out_dir}: {self.remaining} episodes still missing")
         returns = np.concatenate(self.returns)
-        lengths = np.concatenate(self.lengths)
         win_rate = float(np.concatenate(self.won).mean()) if self.won_known else None
         manifest = {
             **meta,
@@ -182,12 +182,7 @@ class DatasetWriter:
             "mean_return": float(returns.mean()),
             "return_std": float(returns.std()),
             "win_rate": win_rate,
-            "episode_length": {
-                "mean": float(lengths.mean()),
-                "min": int(lengths.min()),
-                "max": int(lengths.max()),
-                "unit": "filled rows (transitions + 1)",
-            },
+            "episode_length": length_stats(np.concatenate(self.lengths)),
             "parts": self.parts,
             "marlbench_version": __version__,
             "wall_time_s": round(time.time() - self.start, 2),

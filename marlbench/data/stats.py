@@ -56,6 +56,12 @@ def infer_won(eps: EpisodeArrays, task: str | None) -> np.ndarray | None:
     return None if bonus is None else final >= bonus * 0.999
 
 
+def length_stats(lengths: np.ndarray) -> dict:
+    """The manifests' ``episode_length`` entry."""
+    return {"mean": float(lengths.mean()), "min": int(lengths.min()), "max": int(lengths.max()),
+            "unit": "filled rows (transitions + 1)"}
+
+
 def episode_stats(eps: EpisodeArrays, won: np.ndarray | None) -> dict:
     lengths, returns = eps.lengths, eps.returns
     timeouts = int(((eps.lengths - 1) >= eps.filled.shape[1] - 1).sum())
@@ -65,7 +71,6 @@ def episode_stats(eps: EpisodeArrays, won: np.ndarray | None) -> dict:
         "return_min": float(returns.min()),
         "return_max": float(returns.max()),
         "win_rate": None if won is None else float(np.mean(won)),
-        "episode_length": {"mean": float(lengths.mean()), "min": int(lengths.min()),
-                           "max": int(lengths.max()), "unit": "filled rows (transitions + 1)"},
+        "episode_length": length_stats(lengths),
         "time_outs": timeouts,
     }
