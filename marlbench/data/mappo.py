@@ -80,8 +80,7 @@ class MappoActor:
 
 
 def _battle_over(r: RolloutResult, n_agents: int) -> np.ndarray:
-    if r.dead_allies is None:  # environments without units (grid navigation)
-        return np.zeros_like(r.won)
+    """Won, or every ally dead (grid navigation reports no deaths: over only on success)."""
     return r.won | (r.dead_allies >= n_agents)
 
 
