@@ -67,7 +67,9 @@ def _build_learner(c: dict, device: Any):
 
     cls = get_learner(c["algorithm"])
     layouts = {t: get_map(t).layout for t in get_task_set(c["task_set"]).test}
-    return cls(layouts, cls.Config.model_validate(c["params"]), device)
+    learner = cls(layouts, cls.Config.model_validate(c["params"]), device)
+    learner.set_budget(c["updates"])
+    return learner
 
 
 def _train(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> None:

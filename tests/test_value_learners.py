@@ -13,7 +13,7 @@ from marlbench.nets.mixers import MtQattnMixer, decompose_state, state_entity_wi
 from marlbench.train import seed_everything, train
 
 SETS = {"marine": ["3m", "4m", "12m"], "sz": ["2s3z", "4s6z"]}
-LEARNERS = ["bc_r", "updet_m", "updet_l", "stairs"]
+LEARNERS = ["bc_r", "updet_m", "updet_l", "stairs", "odis", "hissd"]
 
 
 def _learner(name, tasks, seed=0, **cfg):

@@ -78,6 +78,9 @@ class Learner(ABC):
         return {"loss": total / len(batches), "grad_norm": float(grad_norm),
                 **getattr(self, "_last", {})}
 
+    def set_budget(self, updates: int) -> None:  # noqa: B027 - optional hook
+        """Told the job's total task batches before training (learners with phases split it)."""
+
     def after_step(self) -> None:  # noqa: B027 - optional hook
         """Hook after each optimiser step (target-network updates)."""
 

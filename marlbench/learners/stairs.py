@@ -111,12 +111,14 @@ class StairsAgent(nn.Module):
         last = torch.cat([torch.full_like(actions[:, :1], -1), actions[:, :-1]], dim=1)
         tokens = self.tokenizer(obs, last, layout)
         steps = tokens.transpose(0, 1).reshape(t, b * n, -1, self.emb).unbind(0)
-        acts = actions.transpose(0, 1).reshape(t, b * n).unbind(0)
+        masks: Any = [None] * t
+        if dropout > 0:  # every step's mask in one draw
+            acts = actions.transpose(0, 1).reshape(t, b * n)
+            masks = token_dropout_mask(tokens.shape[-2] + self.n_hist, acts, layout, dropout,
+                                       self.n_hist, generator).unbind(0)
         hist = self.initial_hist(b * n, obs.device)
         qs = []
-        for k, tokens_k in enumerate(steps):
-            mask = (token_dropout_mask(tokens_k.shape[1] + self.n_hist, acts[k], layout,
-                                       dropout, self.n_hist, generator) if dropout > 0 else None)
+        for k, (tokens_k, mask) in enumerate(zip(steps, masks, strict=True)):
             q, hist = self.step(tokens_k, hist, k, layout, mask)
             qs.append(q)
         return torch.stack(qs, dim=1).view(b, n, t, -1).transpose(1, 2)
@@ -124,19 +126,18 @@ class StairsAgent(nn.Module):
 
 def token_dropout_mask(n_tokens: int, actions: torch.Tensor, layout: Layout, p: float,
                        n_hist: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """[N, tokens, tokens] attention mask m_i·m_j: each enemy and ally token is dropped with
-    probability ``p``; never the own token, the history tokens, or the enemy the dataset
-    action attacks."""
-    n = actions.shape[0]
-    keep = torch.rand(n, n_tokens, generator=generator, device=actions.device) >= p
-    keep[:, 0] = True
-    keep[:, n_tokens - n_hist:] = True
-    target = actions - layout.n_no_attack
-    attacks = target >= 0
-    rows = torch.nonzero(attacks).squeeze(-1)
-    keep[rows, 1 + target[rows]] = True
+    """[..., tokens, tokens] attention mask m_i·m_j for actions [...]: each enemy and ally
+    token is dropped with probability ``p``; never the own token, the history tokens, or the
+    enemy the dataset action attacks. Built for every step at once, with no host sync."""
+    keep = torch.rand(*actions.shape, n_tokens, generator=generator,
+                      device=actions.device) >= p
+    keep[..., 0] = True
+    keep[..., n_tokens - n_hist:] = True
+    target = (actions - layout.n_no_attack).unsqueeze(-1)  # token 1 + target, if attacking
+    token = torch.arange(n_tokens, device=actions.device) - 1
+    keep |= (token == target) & (target >= 0)
     m = keep.float()
-    return m[:, :, None] * m[:, None, :]
+    return m.unsqueeze(-1) * m.unsqueeze(-2)
 
 
 class StairsConfig(LearnerConfig):

@@ -43,6 +43,37 @@ def compact_actions(onehot: torch.Tensor, n_basic: int) -> torch.Tensor:
     return torch.cat([onehot[..., :n_basic], onehot[..., n_basic:].sum(-1, keepdim=True)], -1)
 
 
+def state_entities_with_actions(
+    state: torch.Tensor, actions: torch.Tensor, layout: Layout
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ODIS state-encoder view of a state and the joint action taken in it.
+
+    state [..., S], actions [..., n] → ally rows [..., n, wa + 2·(basic + 1)] (state features,
+    compact current action, compact last action) and enemy rows [..., m, we + 1] (state
+    features, "attacked by any ally now").
+    """
+    allies, enemies, last = decompose_state(state, layout)
+    nb = layout.n_no_attack
+    current = F.one_hot(actions.long(), layout.n_actions).to(state.dtype)
+    allies = torch.cat([allies, compact_actions(current, nb), compact_actions(last, nb)], -1)
+    attacked = (current[..., nb:].sum(-2) > 0).to(state.dtype)  # [..., m]
+    return allies, torch.cat([enemies, attacked.unsqueeze(-1)], -1)
+
+
+def attend_over_queries(values: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """out_j = Σ_i softmax_i(q_i·k_j / √d) v_i: the family's attention with the softmax over
+    the *query* axis. values [..., E, e], q/k [..., E, d] → [..., E, e]."""
+    energy = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
+    attn = F.softmax(energy, dim=-2)
+    return (values.transpose(-1, -2) @ attn).transpose(-1, -2)
+
+
+def query_softmax_attention(entities: torch.Tensor, query: nn.Module,
+                            key: nn.Module) -> torch.Tensor:
+    """:func:`attend_over_queries` of the entities with themselves as values."""
+    return attend_over_queries(entities, query(entities), key(entities))
+
+
 class MtQattnMixer(nn.Module):
     """Entity-attention monotonic mixer as the ODIS family implements it.
 
@@ -60,7 +91,6 @@ class MtQattnMixer(nn.Module):
         if len(widths) != 1 or len(basics) != 1:
             raise ValueError(f"task layouts disagree on state entity widths: {sorted(widths)}")
         (wa, we), self.n_basic = widths.pop(), basics.pop()
-        self.attn_embed = attn_embed
         self.ally_encoder = nn.Linear(wa + self.n_basic + 1, entity_embed)
         self.enemy_encoder = nn.Linear(we, entity_embed)
         self.query = nn.Linear(entity_embed, attn_embed)
@@ -78,10 +108,8 @@ class MtQattnMixer(nn.Module):
         allies = torch.cat([allies, compact_actions(last, self.n_basic)], -1)
         ally_embed = self.ally_encoder(allies)  # [..., n, e]
         entities = torch.cat([ally_embed, self.enemy_encoder(enemies)], -2)  # [..., E, e]
-        energy = self.query(entities) @ self.key(entities).transpose(-1, -2)
-        attn = F.softmax(energy / self.attn_embed**0.5, dim=-2)  # over queries (reference quirk)
-        # value of key j = Σ_i v_i · attn[i, j]; then the mean over keys j
-        summary = (entities.transpose(-1, -2) @ attn).mean(-1)  # [..., e]
+        # softmax over queries (reference quirk), then the mean over entities
+        summary = query_softmax_attention(entities, self.query, self.key).mean(-2)  # [..., e]
         n = qs.shape[-1]
         w1 = self.hyper_w1(torch.cat(
             [summary.unsqueeze(-2).expand(*summary.shape[:-1], n, summary.shape[-1]),
