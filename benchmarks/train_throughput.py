@@ -42,17 +42,28 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--updates", type=int, default=10)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--learners", nargs="+", help="names to measure (default: all; "
+                    "odis-pre = ODIS skill pre-training)")
     args = ap.parse_args()
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     if args.device != "auto":
         devices = [args.device]
     print(machine())
     print(f"{'learner':>8} {'device':>6} {'map':>5} {'T':>4} {'updates/s':>10} {'s/update':>9}")
-    for name, cls in LEARNERS.items():
+    # ODIS has two phases with different costs: measure both
+    runs = [(name, cls, None) for name, cls in LEARNERS.items()]
+    if "odis" in LEARNERS:
+        runs.insert(list(LEARNERS).index("odis"), ("odis-pre", LEARNERS["odis"], 10**9))
+    wanted = set(args.learners or [r[0] for r in runs])
+    for name, cls, budget in runs:
+        if name not in wanted:
+            continue
         for dev in devices:
             device = torch.device(dev)
             for task in args.maps:
                 learner = cls({task: get_map(task).layout}, cls.Config(), device)
+                if budget is not None:
+                    learner.set_budget(budget)  # every update a skill pre-training one
                 batch = full_batch(task, args.batch, device)
                 learner.update(batch, task)  # warm-up
                 if dev == "cuda":
