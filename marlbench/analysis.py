@@ -48,8 +48,9 @@ def load_checkpoint(checkpoint: Path, task: str) -> Loaded:
     learner = _build_learner(config, torch.device("cpu"))
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     learner.load_state_dict(state["learner"])
-    if not hasattr(learner, "agent"):
-        raise UserError(f"{config['algorithm']} has no entity agent to analyse")
+    if not hasattr(getattr(learner, "agent", None), "tokenizer"):
+        raise UserError(f"{config['algorithm']} has no single entity-transformer agent to "
+                        "analyse; analyze supports bc_t, bc_r, updet_m, updet_l and stairs")
     learner.agent.eval()
     return Loaded(learner, config, get_map(task).layout, task)
 

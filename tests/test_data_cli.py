@@ -272,5 +272,7 @@ def test_ablation_suite_shares_the_main_suites_data(root, profile):
 
     main = load_suite(root / "suites" / "smac_multitask.yaml", profile)
     ablation = load_suite(root / "suites" / "smac_multitask_ablation.yaml", profile)
-    assert ablation.data == main.data and ablation.task_sets == main.task_sets
+    assert ablation.data == main.data and set(ablation.task_sets) <= set(main.task_sets)
     assert ablation.qualities == main.qualities
+    assert [a.name for a in main.algorithms] == ["bc_t", "updet_m", "odis", "hissd", "stairs"]
+    assert [a.name for a in ablation.algorithms] == ["stairs"] * 6
