@@ -89,3 +89,40 @@ def test_renderers(records):
     csv = render.to_csv(t)
     assert csv.splitlines()[0] == "scenario,label,mean,std,n_seeds"
     assert '"checkpoint": "final"' in render.to_json(t)
+
+
+def test_published_files_parse_and_use_marlbench_names():
+    from marlbench.results.published import available, load_published, published_cells
+
+    assert {"stairs-former", "mads4", "steer"} <= set(available())
+    for name in available():
+        doc = load_published(name)
+        assert doc["source"] and doc["metric"] and doc["tables"]
+        assert all(isinstance(v, float) for v in published_cells(doc).values())
+    rows = {row for row, _ in published_cells(load_published("stairs-former"))}
+    titles = {f"Seen · {get_task_set(s).title}" for s in ("marine_easy", "marine_hard",
+                                                          "stalker_zealot")}
+    assert titles <= rows
+
+
+def test_compare_puts_published_numbers_next_to_ours():
+    from marlbench.errors import UserError
+    from marlbench.results.published import compare
+
+    recs = _frame(_records("STAIRS-Former", "marine_easy", "q", 1, 0.8, 0.5),
+                  _records("STAIRS-Former", "marine_easy", "q", 2, 0.6, 0.5),
+                  _records("Mine", "marine_easy", "q", 1, 0.1, 0.1))
+    comp = compare(main_table(recs), "stairs-former", ["smax"])
+    assert comp.pair("Seen · Marine-Easy", "STAIRS-Former") == (pytest.approx(70.0), 91.2)
+    assert comp.pair("Seen · Marine-Easy", "Mine") == (pytest.approx(10.0), None)
+    assert "Backends differ" in comp.backend_note()
+    md = render.comparison_to_markdown(comp)
+    assert "| Seen · Marine-Easy | 70.0 | 91.2 | -21.2 |" in md
+    ablation = compare(main_table(recs), "stairs-former:ablation", ["sc2"])
+    assert ablation.pair("Seen · Mean", "STAIRS-Former")[1] == 77.9
+    assert "Same backend" in ablation.backend_note()
+    with pytest.raises(UserError, match="no cell"):
+        compare(main_table(_frame(_records("Mine", "marine_easy", "q", 1, 0.1, 0.1))),
+                "stairs-former", ["smax"])
+    with pytest.raises(UserError, match="choose one of"):
+        compare(main_table(recs), "nonexistent", ["smax"])

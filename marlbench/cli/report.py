@@ -20,10 +20,14 @@ def report(
     checkpoint: str = typer.Option(None, "--checkpoint", help="final | best | last_k "
                                    "(default: the suite's rule)"),
     last_k: int = typer.Option(None, "--last-k", help="k for --checkpoint last_k"),
+    compare: str = typer.Option(None, "--compare", help="Put published numbers next to ours, "
+                                "cell by cell, with the difference (e.g. stairs-former; files "
+                                "in results/published/)"),
 ) -> None:
     """Aggregate evaluation records into the STAIRS-Former main-table layout.
 
     Example: marlbench report results --table --format md
+    Example: marlbench report results --compare stairs-former
     """
     from marlbench.results import render
     from marlbench.results.aggregate import CHECKPOINT_RULES, main_table
@@ -46,6 +50,20 @@ def report(
     labels = list(dict.fromkeys(label for p in plans for label in p["labels"])) or None
     sets = list(dict.fromkeys(s for p in plans for s in p["task_sets"])) or None
     result = main_table(records, rule, k, labels, sets)
+    if compare:
+        from marlbench.results.published import compare as compare_with
+
+        comp = compare_with(result, compare, list(records["backend"].dropna().unique()))
+        if fmt == "rich":
+            console.print(render.comparison_to_rich(comp))
+            console.print(render.comparison_note(comp), style="dim")
+        elif fmt == "md":
+            print(render.comparison_to_markdown(comp), end="")
+        elif fmt == "csv":
+            print(render.comparison_to_frame(comp).to_csv(index=False), end="")
+        else:
+            print(render.comparison_to_frame(comp).to_json(orient="records", indent=2))
+        return
     if fmt == "rich":
         console.print(render.to_rich(result))
         console.print(render.rule_text(result), style="dim")

@@ -1,0 +1,102 @@
+"""Published result tables as data (``results/published/<name>.json``) and side-by-side
+comparison of a main table with them.
+
+Each file states its source, backend, metric and aggregation; its ``tables`` map a table name
+to ``cells[row][column]`` (a number, or ``{"mean", "std"}``). Rows and columns use marlbench's
+row titles and algorithm labels, so a cell of ``marlbench report`` meets its published
+counterpart by name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from marlbench.errors import UserError
+from marlbench.results.aggregate import MainTable
+
+BACKEND_NAMES = {"smax": "the embedded SMAX simulator", "sc2": "StarCraft II",
+                 "smacv2": "StarCraft II (SMACv2)"}
+
+
+def published_dir() -> Path:
+    """``$MARLBENCH_PUBLISHED``, else ``results/published`` here, else the one shipped with
+    the source tree."""
+    env = os.environ.get("MARLBENCH_PUBLISHED")
+    if env:
+        return Path(env)
+    local = Path("results/published")
+    if local.is_dir():
+        return local
+    return Path(__file__).resolve().parents[2] / "results" / "published"
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in published_dir().glob("*.json"))
+
+
+def load_published(name: str) -> dict:
+    path = published_dir() / f"{name}.json"
+    if not path.is_file():
+        choices = ", ".join(available()) or f"(none found in {published_dir()})"
+        raise UserError(f"no published numbers named {name!r}; choose one of: {choices}")
+    return json.loads(path.read_text())
+
+
+def _value(v: float | dict) -> float:
+    return float(v["mean"]) if isinstance(v, dict) else float(v)
+
+
+def published_cells(doc: dict) -> dict[tuple[str, str], float]:
+    """Every (row, column) of every table of a published file, first table winning."""
+    cells: dict[tuple[str, str], float] = {}
+    for table in doc["tables"].values():
+        for row, cols in table["cells"].items():
+            for col, v in cols.items():
+                cells.setdefault((row, col), _value(v))
+    return cells
+
+
+@dataclass
+class Comparison:
+    table: MainTable
+    published: dict[tuple[str, str], float]
+    doc: dict
+    backends: list[str]
+
+    def pair(self, row: str, col: str) -> tuple[float | None, float | None]:
+        cell = self.table.cells[(row, col)]
+        return cell.mean, self.published.get((row, col))
+
+    @property
+    def matched(self) -> int:
+        return sum(1 for key in self.table.cells if key in self.published)
+
+    def backend_note(self) -> str:
+        theirs = self.doc.get("backend", "?")
+        ours = ", ".join(BACKEND_NAMES.get(b, b) for b in self.backends) or "?"
+        if set(self.backends) == {theirs}:
+            return f"Same backend as the paper ({BACKEND_NAMES.get(theirs, theirs)})."
+        return (f"Backends differ: these results ran on {ours}, the published numbers on "
+                f"{BACKEND_NAMES.get(theirs, theirs)}. Differences compare settings; they are "
+                "not a reproduction check.")
+
+
+def compare(table: MainTable, name: str, backends: list[str]) -> Comparison:
+    """``name`` is a published file, optionally ``name:table`` to use one of its tables only
+    (e.g. ``stairs-former:smacv2``)."""
+    name, _, only = name.partition(":")
+    doc = load_published(name)
+    if only:
+        if only not in doc["tables"]:
+            raise UserError(f"{name} has no table {only!r}; choose one of: "
+                            f"{', '.join(doc['tables'])}")
+        doc = {**doc, "tables": {only: doc["tables"][only]}}
+    result = Comparison(table, published_cells(doc), doc, sorted(set(backends)))
+    if result.matched == 0:
+        raise UserError(f"no cell of this table has a published counterpart in {name!r} "
+                        f"(its columns: {', '.join(sorted({c for _, c in result.published}))}); "
+                        "label your algorithms as the paper does")
+    return result
