@@ -6,6 +6,7 @@ import typer
 
 from marlbench import __version__
 from marlbench.cli.analyze import analyze_app
+from marlbench.cli.check import baseline_app, check
 from marlbench.cli.data import data_app
 from marlbench.cli.doctor import doctor
 from marlbench.cli.env import env_app
@@ -42,6 +43,8 @@ app.command("run")(run)
 app.command("validate")(validate)
 app.command("report")(report)
 app.command("list")(list_)
+app.command("check")(check)
+app.add_typer(baseline_app, name="baseline")
 app.add_typer(data_app, name="data")
 app.add_typer(analyze_app, name="analyze")
 app.add_typer(env_app, name="env")

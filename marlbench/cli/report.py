@@ -30,26 +30,10 @@ def report(
     Example: marlbench report results --compare stairs-former
     """
     from marlbench.results import render
-    from marlbench.results.aggregate import CHECKPOINT_RULES, main_table
-    from marlbench.results.store import Store, load_records
 
     if fmt not in render.FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of: {', '.join(render.FORMATS)}")
-    if checkpoint is not None and checkpoint not in CHECKPOINT_RULES:
-        raise UserError(f"unknown checkpoint rule {checkpoint!r}; choose one of: "
-                        f"{', '.join(CHECKPOINT_RULES)}")
-    if not results_dir.is_dir():
-        raise UserError(f"results directory {results_dir} does not exist")
-    records = load_records(results_dir, suite)
-    if records.empty:
-        raise UserError(f"no evaluation records in {results_dir}; run a suite first "
-                        "(marlbench run suites/smoke.yaml)")
-    plans = [p for p in Store(results_dir, results_dir).plans() if suite in (None, p["suite"])]
-    rule = checkpoint or (plans[0]["checkpoint"] if plans else "final")
-    k = last_k or (plans[0]["last_k"] if plans else 3)
-    labels = list(dict.fromkeys(label for p in plans for label in p["labels"])) or None
-    sets = list(dict.fromkeys(s for p in plans for s in p["task_sets"])) or None
-    result = main_table(records, rule, k, labels, sets)
+    result, records = main_table_of(results_dir, suite, checkpoint, last_k)
     if compare:
         from marlbench.results.published import compare as compare_with
 
@@ -73,3 +57,27 @@ def report(
         print(render.to_csv(result), end="")
     else:
         print(render.to_json(result))
+
+
+def main_table_of(results_dir: Path, suite: str | None, checkpoint: str | None,
+                  last_k: int | None):
+    """The main table of a results directory (latest plans; the suite's checkpoint rule unless
+    overridden) and the records it came from."""
+    from marlbench.results.aggregate import CHECKPOINT_RULES, main_table
+    from marlbench.results.store import Store, load_records
+
+    if checkpoint is not None and checkpoint not in CHECKPOINT_RULES:
+        raise UserError(f"unknown checkpoint rule {checkpoint!r}; choose one of: "
+                        f"{', '.join(CHECKPOINT_RULES)}")
+    if not results_dir.is_dir():
+        raise UserError(f"results directory {results_dir} does not exist")
+    records = load_records(results_dir, suite)
+    if records.empty:
+        raise UserError(f"no evaluation records in {results_dir}; run a suite first "
+                        "(marlbench run suites/smoke.yaml)")
+    plans = [p for p in Store(results_dir, results_dir).plans() if suite in (None, p["suite"])]
+    rule = checkpoint or (plans[0]["checkpoint"] if plans else "final")
+    k = last_k or (plans[0]["last_k"] if plans else 3)
+    labels = list(dict.fromkeys(label for p in plans for label in p["labels"])) or None
+    sets = list(dict.fromkeys(s for p in plans for s in p["task_sets"])) or None
+    return main_table(records, rule, k, labels, sets), records

@@ -1,0 +1,99 @@
+"""``marlbench baseline save`` and ``marlbench check``: the main table as a CI regression gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from marlbench.cli.common import console, user_errors
+from marlbench.cli.report import main_table_of
+
+baseline_app = typer.Typer(help="Save the per-cell statistics of a results directory as a "
+                           "baseline for `marlbench check`.", no_args_is_help=True)
+
+
+def _failed_jobs(results_dir: Path, suite: str | None) -> list[str]:
+    from marlbench.results.store import job_states
+
+    states = job_states(results_dir, suite)
+    bad = states[states["state"].isin(["failed", "skipped"])]
+    return [f"{row.title} ({row.state})" for row in bad.itertuples()]
+
+
+@baseline_app.command("save")
+@user_errors
+def save(
+    results_dir: Path = typer.Argument(..., help="Results directory of a finished run"),
+    to: Path = typer.Option(..., "--to", help="Baseline file, e.g. results/baselines/smoke.json"),
+    suite: str = typer.Option(None, "--suite", help="Only this suite's latest run"),
+    checkpoint: str = typer.Option(None, "--checkpoint", help="final | best | last_k"),
+    last_k: int = typer.Option(None, "--last-k", help="k for --checkpoint last_k"),
+) -> None:
+    """Store every complete cell of the main table (mean, std, seeds, standard error).
+
+    Example: marlbench baseline save results --to results/baselines/smoke.json
+    """
+    from marlbench.results.baseline import baseline_doc, save_baseline
+
+    table, _ = main_table_of(results_dir, suite, checkpoint, last_k)
+    failed = _failed_jobs(results_dir, suite)
+    doc = baseline_doc(table, suite, failed)
+    save_baseline(to, doc)
+    console.print(f"saved {len(doc['cells'])} cells to {to}"
+                  + (f" ({len(failed)} failed jobs noted)" if failed else ""))
+
+
+@user_errors
+def check(
+    results_dir: Path = typer.Argument(Path("results"), help="Results directory to check"),
+    baseline: Path = typer.Option(..., "--baseline", "-b", help="Baseline file"),
+    tolerance: float = typer.Option(5.0, "--tolerance", help="Allowed drop per cell in "
+                                    "win-rate points"),
+    sigma: float = typer.Option(None, "--sigma", help="Also allow drops within K combined "
+                                "standard errors (the larger allowance wins)"),
+    suite: str = typer.Option(None, "--suite", help="Only this suite's latest run"),
+    junit: Path = typer.Option(None, "--junit", help="Write JUnit XML here"),
+    summary: Path = typer.Option(None, "--summary", help="Write a Markdown summary here (e.g. "
+                                 "$GITHUB_STEP_SUMMARY)"),
+) -> None:
+    """Compare a results directory with a baseline; exit 1 when a cell dropped beyond the
+    allowance, is missing, or a job failed, 0 otherwise.
+
+    Example: marlbench check results --baseline results/baselines/smoke.json --tolerance 15
+    """
+    from rich.table import Table
+
+    from marlbench.results.baseline import check as run_check
+    from marlbench.results.baseline import junit_xml, load_baseline, summary_markdown
+
+    ref = load_baseline(baseline)
+    table, _ = main_table_of(results_dir, suite or ref.get("suite"), ref.get("checkpoint"),
+                             None)
+    result = run_check(table, ref, tolerance, sigma, _failed_jobs(results_dir, suite))
+    out = Table(title=f"marlbench check against {baseline}")
+    for col in ("Scenario", "Algorithm", "Baseline", "Now", "Δ", "Allowed", "Result"):
+        out.add_column(col, justify="left" if col in ("Scenario", "Algorithm", "Result")
+                       else "right")
+    for c in result.cells:
+        out.add_row(c.scenario, c.label, f"{c.baseline:.1f}",
+                    "—" if c.current is None else f"{c.current:.1f}",
+                    "—" if c.delta is None else f"{c.delta:+.1f}", f"{c.allowed_drop:.1f}",
+                    "[green]ok[/]" if c.ok else f"[red]{c.reason}[/]")
+    console.print(out)
+    for job in result.failed_jobs:
+        console.print(f"[red]failed job:[/] {job}")
+    if junit:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        junit.write_text(junit_xml(result))
+    if summary:
+        summary.parent.mkdir(parents=True, exist_ok=True)
+        with open(summary, "a") as fh:
+            fh.write(summary_markdown(result, str(baseline)))
+    bad = sum(not c.ok for c in result.cells)
+    if result.ok:
+        console.print(f"[green]check passed[/]: {len(result.cells)} cells within the allowance")
+        return
+    console.print(f"[red]check failed[/]: {bad} of {len(result.cells)} cells, "
+                  f"{len(result.failed_jobs)} failed jobs")
+    raise typer.Exit(1)

@@ -1,0 +1,144 @@
+"""Baselines and the regression gate: per-cell statistics of a results directory, saved to JSON
+and compared with a later run (``marlbench baseline save`` / ``marlbench check``).
+
+A cell is one (scenario row, algorithm label) of the main table: mean and std across seeds of
+the per-seed win rate (%), the number of seeds and the standard error. A cell fails when it is
+missing (not run, failed or still running) or when it dropped below the baseline by more than
+the allowed drop: ``tolerance`` points, or, with ``sigma``, the larger of ``tolerance`` and
+``sigma`` combined standard errors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from marlbench import __version__
+from marlbench.errors import UserError
+from marlbench.fileio import write_json
+from marlbench.results.aggregate import Cell, MainTable
+
+FORMAT = "marlbench-baseline/1"
+
+
+def _se(std: float | None, n: int) -> float:
+    return 0.0 if std is None or n <= 1 else std / math.sqrt(n)
+
+
+def baseline_doc(table: MainTable, suite: str | None, failed: list[str]) -> dict:
+    cells = []
+    for (row, label), cell in table.cells.items():
+        if cell.missing:
+            continue
+        cells.append({"scenario": row, "label": label, "mean": cell.mean, "std": cell.std,
+                      "n_seeds": cell.n_seeds, "se": _se(cell.std, cell.n_seeds)})
+    if not cells:
+        raise UserError("no complete cell to save: the results have no finished run")
+    return {"format": FORMAT, "suite": suite, "checkpoint": table.rule,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "marlbench": __version__,
+            "failed_jobs_at_save": failed, "cells": cells}
+
+
+def save_baseline(path: Path, doc: dict) -> None:
+    write_json(path, doc, sort_keys=False)
+
+
+def load_baseline(path: Path) -> dict:
+    if not Path(path).is_file():
+        raise UserError(f"baseline {path} does not exist; make one with "
+                        "`marlbench baseline save RESULTS --to FILE`")
+    doc = json.loads(Path(path).read_text())
+    if doc.get("format") != FORMAT:
+        raise UserError(f"{path} is not a marlbench baseline (format {doc.get('format')!r})")
+    return doc
+
+
+@dataclass
+class CellCheck:
+    scenario: str
+    label: str
+    baseline: float
+    current: float | None
+    allowed_drop: float
+    reason: str  # "" when it passes
+
+    @property
+    def ok(self) -> bool:
+        return not self.reason
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.current is None else self.current - self.baseline
+
+
+@dataclass
+class CheckResult:
+    cells: list[CellCheck]
+    failed_jobs: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.cells) and not self.failed_jobs
+
+
+def check(table: MainTable, baseline: dict, tolerance: float, sigma: float | None,
+          failed_jobs: list[str]) -> CheckResult:
+    checks = []
+    for ref in baseline["cells"]:
+        key = (ref["scenario"], ref["label"])
+        cell = table.cells.get(key, Cell(None, None, 0))
+        allowed = tolerance
+        if sigma is not None and not cell.missing:
+            se = math.hypot(ref.get("se", 0.0), _se(cell.std, cell.n_seeds))
+            allowed = max(tolerance, sigma * se)
+        if cell.missing:
+            reason = "missing (not run, failed or still running)"
+        elif cell.mean < ref["mean"] - allowed:
+            reason = f"dropped {ref['mean'] - cell.mean:.1f} > {allowed:.1f} allowed"
+        else:
+            reason = ""
+        checks.append(CellCheck(key[0], key[1], ref["mean"], cell.mean, allowed, reason))
+    return CheckResult(checks, failed_jobs)
+
+
+def _fmt(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1f}"
+
+
+def summary_markdown(result: CheckResult, baseline_path: str) -> str:
+    verdict = "passed" if result.ok else "FAILED"
+    bad = sum(not c.ok for c in result.cells)
+    lines = [f"## marlbench check {verdict}", "",
+             f"{len(result.cells)} cells against `{baseline_path}`: {bad} failing; "
+             f"{len(result.failed_jobs)} failed jobs.", "",
+             "| Scenario | Algorithm | Baseline | Now | Δ | Allowed drop | Result |",
+             "|---|---|---|---|---|---|---|"]
+    for c in result.cells:
+        delta = "—" if c.delta is None else f"{c.delta:+.1f}"
+        lines.append(f"| {c.scenario} | {c.label} | {c.baseline:.1f} | {_fmt(c.current)} | "
+                     f"{delta} | {c.allowed_drop:.1f} | {'ok' if c.ok else c.reason} |")
+    if result.failed_jobs:
+        lines += ["", "Failed jobs:", *[f"- {j}" for j in result.failed_jobs]]
+    return "\n".join(lines) + "\n"
+
+
+def junit_xml(result: CheckResult) -> str:
+    failures = sum(not c.ok for c in result.cells) + len(result.failed_jobs)
+    suite = ET.Element("testsuite", name="marlbench check",
+                       tests=str(len(result.cells) + len(result.failed_jobs)),
+                       failures=str(failures), errors="0")
+    for c in result.cells:
+        case = ET.SubElement(suite, "testcase", classname=c.label, name=c.scenario)
+        if not c.ok:
+            f = ET.SubElement(case, "failure", message=c.reason)
+            f.text = (f"baseline {c.baseline:.1f}, now {_fmt(c.current)}, "
+                      f"allowed drop {c.allowed_drop:.1f}")
+    for job in result.failed_jobs:
+        case = ET.SubElement(suite, "testcase", classname="jobs", name=job)
+        ET.SubElement(case, "failure", message="job failed")
+    return ET.tostring(ET.ElementTree(suite).getroot(), encoding="unicode",
+                       xml_declaration=True)
