@@ -38,7 +38,7 @@ def records():
 
 def cell(table, row, label):
     c = table.cells[(row, label)]
-    return None if c.missing else (round(c.mean, 6), round(c.std, 6), c.n_seeds)
+    return None if c.missing else (round(c.value, 6), round(c.std, 6), c.n_seeds)
 
 
 def test_main_table_final(records):
@@ -87,7 +87,7 @@ def test_renderers(records):
     assert "| Seen · Marine-Easy | 70.0 ± 20.0 | — |" in md
     assert "mean ± std" in md
     csv = render.to_csv(t)
-    assert csv.splitlines()[0] == "scenario,label,mean,std,n_seeds"
+    assert csv.splitlines()[0] == "row,column,value,std,n_seeds,expected_seeds,note"
     assert '"checkpoint": "final"' in render.to_json(t)
 
 
@@ -126,3 +126,90 @@ def test_compare_puts_published_numbers_next_to_ours():
                 "stairs-former", ["smax"])
     with pytest.raises(UserError, match="choose one of"):
         compare(main_table(recs), "nonexistent", ["smax"])
+
+
+def test_iqm_and_median_across_seeds():
+    from marlbench.results.aggregate import iqm, statistic
+
+    assert iqm([1, 2, 3, 4, 100]) == pytest.approx(3.0)  # 1 trimmed from each end
+    assert iqm([0, 10, 20, 30, 40, 50, 60, 70]) == pytest.approx(35.0)
+    assert iqm([5.0]) == 5.0
+    recs = _frame(*(_records("A", "marine_easy", "q", s, v, 0.0)
+                    for s, v in enumerate([0.1, 0.2, 0.3, 0.4, 1.0], start=1)))
+    assert cell(main_table(recs, stat="median"), "Seen · Marine-Easy", "A")[0] == 30.0
+    assert cell(main_table(recs, stat="iqm"), "Seen · Marine-Easy", "A")[0] == 30.0
+    assert cell(main_table(recs), "Seen · Marine-Easy", "A")[0] == 40.0
+    assert statistic([1.0, 3.0], "mean") == 2.0
+
+
+def test_quality_task_and_ablation_tables(records):
+    from marlbench.results.aggregate import ablation_table, quality_table, task_table
+
+    main = main_table(records)
+    abl = ablation_table(records)
+    assert abl.rows == ["A", "B"] and abl.columns == ["Seen · Mean", "Unseen · Mean",
+                                                      "Total Mean"]
+    assert cell(abl, "A", "Total Mean") == cell(main, "Total Mean", "A")
+    q = quality_table(records)
+    assert "Marine-Hard · q · Unseen" in q.rows
+    assert cell(q, "Marine-Easy · q · Seen", "A") == (70.0, 20.0, 2)
+    assert cell(q, "Marine-Easy · q · Total", "B") is None
+    t = task_table(records)
+    assert "Marine-Easy · 4m (unseen)" in t.rows and "Marine-Easy · 3m (seen)" in t.rows
+    assert cell(t, "Marine-Easy · 3m (seen)", "A") == (70.0, 20.0, 2)
+    assert cell(t, "Marine-Hard · 4m (unseen)", "A") == (10.0, 10.0, 2)
+
+
+def test_unequal_seeds_and_failed_runs_are_said_not_hidden():
+    from marlbench.results.aggregate import Plan
+
+    recs = _frame(_records("A", "marine_easy", "q", 1, 0.8, 0.4),
+                  _records("A", "marine_easy", "q", 2, 0.6, 0.2),
+                  _records("B", "marine_easy", "q", 1, 0.5, 0.5, drop=("3m",)))
+    states = pd.DataFrame([
+        {"label": "A", "task_set": "marine_easy", "quality": "q", "seed": 3, "task": "3m",
+         "state": "not run"},
+        {"label": "B", "task_set": "marine_easy", "quality": "q", "seed": 1, "task": "3m",
+         "state": "failed"}])
+    t = main_table(recs, plan=Plan(["q"], [1, 2, 3], states))
+    a = t.cells[("Seen · Marine-Easy", "A")]
+    assert a.partial and a.n_seeds == 2 and "2 of 3 seeds" in a.reason
+    assert render.fmt(a).endswith(render.PARTIAL)
+    b = t.cells[("Seen · Marine-Easy", "B")]
+    assert b.missing and b.reason.startswith("failed")
+    notes = render.notes(t)
+    assert any(n.startswith("B: failed") for n in notes)
+    assert any("2 of 3 seeds" in n for n in notes)
+    # a seed missing one planned quality is dropped, not averaged over the other
+    two_q = _frame(_records("A", "marine_easy", "expert", 1, 0.8, 0.4),
+                   _records("A", "marine_easy", "medium", 1, 0.4, 0.0),
+                   _records("A", "marine_easy", "expert", 2, 1.0, 1.0))
+    t2 = main_table(two_q, plan=Plan(["expert", "medium"], [1, 2]))
+    assert cell(t2, "Seen · Marine-Easy", "A") == (60.0, 0.0, 1)
+
+
+def _golden_records():
+    return _frame(
+        _records("BC-t", "marine_easy", "expert", 1, 0.9, 0.5),
+        _records("BC-t", "marine_easy", "expert", 2, 0.7, 0.3),
+        _records("STAIRS-Former", "marine_easy", "expert", 1, 0.95, 0.6),
+        _records("STAIRS-Former", "marine_easy", "expert", 2, 0.85, 0.4),
+        _records("BC-t", "marine_hard", "expert", 1, 0.4, 0.1),
+        _records("BC-t", "marine_hard", "expert", 2, 0.2, 0.1),
+    )
+
+
+@pytest.mark.parametrize("fmt,suffix", [("md", "md"), ("latex", "tex")])
+@pytest.mark.parametrize("name", ["main", "ablation"])
+def test_golden_markdown_and_latex(name, fmt, suffix, request):
+    """Regenerate with: MARLBENCH_GOLDEN=1 pytest tests/test_aggregate.py -k golden"""
+    import os
+    from pathlib import Path
+
+    from marlbench.results.aggregate import BUILDERS
+
+    text = render.render(BUILDERS[name](_golden_records()), fmt)
+    path = Path(__file__).parent / "golden" / f"{name}.{suffix}"
+    if os.environ.get("MARLBENCH_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text()

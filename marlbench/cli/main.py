@@ -49,3 +49,30 @@ app.add_typer(data_app, name="data")
 app.add_typer(analyze_app, name="analyze")
 app.add_typer(env_app, name="env")
 app.command("doctor")(doctor)
+
+TABLES = ("main", "quality", "task", "ablation")
+
+
+def bare_table_flag(argv: list[str]) -> list[str]:
+    """``report --table`` without a name means the main table (the typer parser has no
+    optional option values)."""
+    if not argv or argv[0] != "report":
+        return argv
+    import os
+
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg not in ("--table", "-t"):
+            continue
+        nxt = out[i + 1] if i + 1 < len(out) else None
+        if nxt is None or nxt.startswith("-") or (nxt not in TABLES and os.path.isdir(nxt)):
+            out.insert(i + 1, "main")
+        break
+    return out
+
+
+def main() -> None:
+    """Console entry point."""
+    import sys
+
+    app(args=bare_table_flag(sys.argv[1:]), prog_name="marlbench")

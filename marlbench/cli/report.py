@@ -13,27 +13,33 @@ from marlbench.errors import UserError
 @user_errors
 def report(
     results_dir: Path = typer.Argument(Path("results"), help="Results directory"),
-    table: bool = typer.Option(True, "--table", help="Print the main win-rate table (the "
-                               "default, and so far the only report)"),
-    fmt: str = typer.Option("rich", "--format", "-f", help="rich | md | csv | json"),
+    table: str = typer.Option("main", "--table", "-t",
+                              help="main | quality | task | ablation (bare --table = main)"),
+    fmt: str = typer.Option("rich", "--format", "-f", help="rich | md | latex | csv | json"),
+    stat: str = typer.Option("mean", "--stat", help="mean | median | iqm across seeds"),
     suite: str = typer.Option(None, "--suite", help="Only this suite's latest run"),
     checkpoint: str = typer.Option(None, "--checkpoint", help="final | best | last_k "
                                    "(default: the suite's rule)"),
     last_k: int = typer.Option(None, "--last-k", help="k for --checkpoint last_k"),
     compare: str = typer.Option(None, "--compare", help="Put published numbers next to ours, "
-                                "cell by cell, with the difference (e.g. stairs-former; files "
-                                "in results/published/)"),
+                                "cell by cell, with the difference (e.g. stairs-former, "
+                                "stairs-former:ablation; files in results/published/)"),
 ) -> None:
-    """Aggregate evaluation records into the STAIRS-Former main-table layout.
+    """Aggregate evaluation records into the papers' tables.
 
-    Example: marlbench report results --table --format md
+    Tables: main (the STAIRS-Former layout: Seen · <set>, Seen/Unseen · Mean, Total Mean ×
+    algorithm), quality (task set × data quality × algorithm), task (every test task, seen or
+    unseen), ablation (one row per variant label).
+
+    Example: marlbench report results --table main --format md
+    Example: marlbench report results --table ablation --format latex --stat iqm
     Example: marlbench report results --compare stairs-former
     """
     from marlbench.results import render
 
     if fmt not in render.FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of: {', '.join(render.FORMATS)}")
-    result, records = main_table_of(results_dir, suite, checkpoint, last_k)
+    result, records = main_table_of(results_dir, suite, checkpoint, last_k, table, stat)
     if compare:
         from marlbench.results.published import compare as compare_with
 
@@ -45,27 +51,29 @@ def report(
             print(render.comparison_to_markdown(comp), end="")
         elif fmt == "csv":
             print(render.comparison_to_frame(comp).to_csv(index=False), end="")
-        else:
+        elif fmt == "json":
             print(render.comparison_to_frame(comp).to_json(orient="records", indent=2))
+        else:
+            raise UserError("--compare prints rich, md, csv or json")
         return
     if fmt == "rich":
         console.print(render.to_rich(result))
-        console.print(render.rule_text(result), style="dim")
-    elif fmt == "md":
-        print(render.to_markdown(result), end="")
-    elif fmt == "csv":
-        print(render.to_csv(result), end="")
+        console.print(render.footer(result), style="dim")
     else:
-        print(render.to_json(result))
+        print(render.render(result, fmt), end="")
 
 
 def main_table_of(results_dir: Path, suite: str | None, checkpoint: str | None,
-                  last_k: int | None):
-    """The main table of a results directory (latest plans; the suite's checkpoint rule unless
-    overridden) and the records it came from."""
-    from marlbench.results.aggregate import CHECKPOINT_RULES, main_table
-    from marlbench.results.store import Store, load_records
+                  last_k: int | None, table: str = "main", stat: str = "mean"):
+    """A report table of a results directory (latest plans; the suite's checkpoint rule unless
+    overridden; planned qualities and seeds from the plans) and the records it came from."""
+    from marlbench.results.aggregate import BUILDERS, CHECKPOINT_RULES, STATS, Plan
+    from marlbench.results.store import Store, job_states, load_records
 
+    if table not in BUILDERS:
+        raise UserError(f"unknown table {table!r}; choose one of: {', '.join(BUILDERS)}")
+    if stat not in STATS:
+        raise UserError(f"unknown statistic {stat!r}; choose one of: {', '.join(STATS)}")
     if checkpoint is not None and checkpoint not in CHECKPOINT_RULES:
         raise UserError(f"unknown checkpoint rule {checkpoint!r}; choose one of: "
                         f"{', '.join(CHECKPOINT_RULES)}")
@@ -80,4 +88,8 @@ def main_table_of(results_dir: Path, suite: str | None, checkpoint: str | None,
     k = last_k or (plans[0]["last_k"] if plans else 3)
     labels = list(dict.fromkeys(label for p in plans for label in p["labels"])) or None
     sets = list(dict.fromkeys(s for p in plans for s in p["task_sets"])) or None
-    return main_table(records, rule, k, labels, sets), records
+    qualities = list(dict.fromkeys(q for p in plans for q in p.get("qualities", []))) or None
+    seeds = list(dict.fromkeys(x for p in plans for x in p.get("seeds", []))) or None
+    plan = Plan(qualities, seeds, job_states(results_dir, suite) if plans else None)
+    built = BUILDERS[table](records, rule, k, labels, sets, stat, plan)
+    return built, records

@@ -2,22 +2,30 @@
 
 1. Per (label, task set, quality, seed, task): the win rate of the chosen checkpoint
    (final, best or the mean of the last k).
-2. Per seed: seen mean = unweighted mean over the set's seen tasks, unseen mean over its unseen
-   tasks, total mean over all its test tasks; then averaged over the qualities present.
-3. Cross-set rows: the unweighted mean of the per-set values, still per seed.
-4. Across seeds: mean ± std (population std, ddof = 0) of the per-seed values.
+2. A run (label, task set, quality, seed) counts only when every test task of the set has a
+   record. Per run: seen mean = unweighted mean over the set's seen tasks, unseen mean over its
+   unseen tasks, total mean over all its test tasks.
+3. Per seed, the qualities are averaged — only when every planned quality of that seed is
+   complete (a seed is never averaged over fewer qualities); cross-set rows average the task
+   sets, only for seeds complete in every set.
+4. Across seeds: the statistic (mean, median or IQM) ± std (population, ddof = 0). A cell
+   with fewer seeds than planned says so; a cell with none says why (failed, not run).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from marlbench.envs.tasksets import get_task_set
 
 CHECKPOINT_RULES = ("final", "best", "last_k")
+STATS = ("mean", "median", "iqm")
+TABLES = ("main", "quality", "task", "ablation")
 RUN_KEYS = ["label", "task_set", "quality", "seed"]
+CROSS_ROWS = (("seen", "Seen · Mean"), ("unseen", "Unseen · Mean"), ("total", "Total Mean"))
 
 
 def select_checkpoint(records: pd.DataFrame, rule: str = "final", k: int = 3) -> pd.DataFrame:
@@ -47,77 +55,244 @@ def select_checkpoint(records: pd.DataFrame, rule: str = "final", k: int = 3) ->
     return chosen.groupby(keys + ["split"], as_index=False)["win_rate"].mean()
 
 
-def per_seed_set_means(task_rates: pd.DataFrame) -> pd.DataFrame:
-    """Seen / unseen / total means per (label, task set, seed), averaged over qualities."""
-    rows = []
-    for (label, set_name, quality, seed), g in task_rates.groupby(RUN_KEYS):
-        ts = get_task_set(set_name)
-        rate = dict(zip(g["task"], g["win_rate"], strict=True))
-        missing = [t for t in ts.test if t not in rate]
-        if missing:  # incomplete runs are not averaged over fewer tasks
-            continue
-        rows.append({
-            "label": label, "task_set": set_name, "quality": quality, "seed": seed,
-            "seen": sum(rate[t] for t in ts.seen) / len(ts.seen),
-            "unseen": sum(rate[t] for t in ts.unseen) / len(ts.unseen) if ts.unseen else None,
-            "total": sum(rate[t] for t in ts.test) / len(ts.test),
-        })
-    df = pd.DataFrame(rows, columns=["label", "task_set", "quality", "seed", "seen", "unseen",
-                                     "total"])
-    return df.groupby(["label", "task_set", "seed"], as_index=False)[
-        ["seen", "unseen", "total"]].mean()
+def iqm(values: np.ndarray) -> float:
+    """Interquartile mean: the mean of the middle half (⌊n/4⌋ trimmed from each end)."""
+    x = np.sort(np.asarray(values, dtype=float))
+    cut = int(np.floor(0.25 * x.size))
+    return float(x[cut: x.size - cut].mean())
+
+
+def statistic(values: np.ndarray, stat: str) -> float:
+    if stat == "mean":
+        return float(np.mean(values))
+    if stat == "median":
+        return float(np.median(values))
+    if stat == "iqm":
+        return iqm(values)
+    raise ValueError(f"unknown statistic {stat!r}; choose one of {STATS}")
 
 
 @dataclass
 class Cell:
-    mean: float | None
+    value: float | None  # the statistic across seeds, in %
     std: float | None
     n_seeds: int
+    expected: int = 0  # planned seeds (0 = unknown)
+    reason: str = ""  # why the cell is missing or partial
+    seeds: list[float] = field(default_factory=list)  # per-seed values, in %
 
     @property
     def missing(self) -> bool:
-        return self.mean is None
+        return self.value is None
 
-
-def _cell(values: pd.Series) -> Cell:
-    values = values.dropna()
-    if values.empty:
-        return Cell(None, None, 0)
-    return Cell(float(values.mean() * 100), float(values.std(ddof=0) * 100), int(values.size))
+    @property
+    def partial(self) -> bool:
+        return not self.missing and 0 < self.n_seeds < self.expected
 
 
 @dataclass
-class MainTable:
+class Table:
+    name: str
+    title: str
+    row_header: str
     rows: list[str]
     columns: list[str]
     cells: dict[tuple[str, str], Cell]
     rule: str
+    stat: str = "mean"
+    sections: list[int] = field(default_factory=list)  # rows after which a rule is drawn
+    best_along: str = "row"  # bold the best value of each row (or "column")
 
 
-def main_table(records: pd.DataFrame, rule: str = "final", k: int = 3,
-               labels: list[str] | None = None, task_sets: list[str] | None = None) -> MainTable:
-    """The STAIRS-Former main-table layout: Seen · <set> rows, Seen · Mean, Unseen · Mean,
-    Total Mean; one column per algorithm label; win rate in % as mean ± std across seeds."""
-    per_set = per_seed_set_means(select_checkpoint(records, rule, k))
+MainTable = Table  # the main table is one Table among several
+
+
+@dataclass
+class Plan:
+    """What was meant to run: planned qualities and seeds, and the eval jobs' states."""
+
+    qualities: list[str] | None = None
+    seeds: list[int] | None = None
+    states: pd.DataFrame | None = None
+
+    def reason(self, label: str, task_set: str | None = None,
+               quality: str | None = None) -> str:
+        st = self.states
+        if st is None or st.empty or "label" not in st:
+            return "no complete run"
+        sel = st[st["label"] == label]
+        if task_set is not None:
+            sel = sel[sel["task_set"] == task_set]
+        if quality is not None:
+            sel = sel[sel["quality"] == quality]
+        if sel.empty:
+            return "not planned"
+        counts = sel["state"].value_counts()
+        for state, text in (("failed", "failed"), ("skipped", "skipped: a dependency failed"),
+                            ("not run", "not run or still running")):
+            if counts.get(state, 0):
+                return f"{text} ({counts[state]} of {len(sel)} eval jobs)"
+        return "incomplete"
+
+
+def run_means(task_rates: pd.DataFrame) -> pd.DataFrame:
+    """Seen / unseen / total means per complete run (label, task set, quality, seed)."""
+    rows = []
+    for (label, set_name, quality, seed), g in task_rates.groupby(RUN_KEYS):
+        ts = get_task_set(set_name)
+        rate = dict(zip(g["task"], g["win_rate"], strict=True))
+        if any(t not in rate for t in ts.test):  # incomplete runs are never averaged
+            continue
+        rows.append({
+            "label": label, "task_set": set_name, "quality": quality, "seed": seed,
+            "seen": float(np.mean([rate[t] for t in ts.seen])),
+            "unseen": float(np.mean([rate[t] for t in ts.unseen])) if ts.unseen else np.nan,
+            "total": float(np.mean([rate[t] for t in ts.test])),
+            **{f"task:{t}": rate[t] for t in ts.test},
+        })
+    return pd.DataFrame(rows)
+
+
+def _planned_qualities(runs: pd.DataFrame, plan: Plan, label: str, set_name: str) -> list:
+    if plan.qualities:
+        return list(plan.qualities)
+    mine = runs[(runs["label"] == label) & (runs["task_set"] == set_name)]
+    return sorted(set(mine["quality"]))
+
+
+def seed_means(runs: pd.DataFrame, plan: Plan) -> pd.DataFrame:
+    """Per (label, task set, seed): metrics averaged over the qualities, for seeds complete in
+    every planned quality."""
+    if runs.empty:
+        return pd.DataFrame(columns=["label", "task_set", "seed"])
+    out = []
+    metric_cols = [c for c in runs.columns if c not in RUN_KEYS]
+    for (label, set_name, seed), g in runs.groupby(["label", "task_set", "seed"]):
+        if set(_planned_qualities(runs, plan, label, set_name)) - set(g["quality"]):
+            continue
+        out.append({"label": label, "task_set": set_name, "seed": seed,
+                    **g[metric_cols].mean(numeric_only=True).to_dict()})
+    return pd.DataFrame(out)
+
+
+def _expected(plan: Plan, values: pd.Series | None = None) -> int:
+    return len(plan.seeds) if plan.seeds else 0
+
+
+def make_cell(per_seed: pd.Series, stat: str, plan: Plan, reason: str) -> Cell:
+    values = per_seed.dropna()
+    expected = _expected(plan)
+    if values.empty:
+        return Cell(None, None, 0, expected, reason)
+    pct = values.to_numpy(dtype=float) * 100
+    cell = Cell(statistic(pct, stat), float(pct.std(ddof=0)), int(pct.size), expected,
+                seeds=pct.tolist())
+    if cell.partial:
+        cell.reason = f"{cell.n_seeds} of {expected} seeds; {reason}"
+    return cell
+
+
+def _cross_set(mine: pd.DataFrame, task_sets: list[str], metric: str) -> pd.Series:
+    wide = mine[mine["task_set"].isin(task_sets)].pivot_table(
+        index="seed", columns="task_set", values=metric) if not mine.empty else pd.DataFrame()
+    if wide.empty:
+        return pd.Series(dtype=float)
+    return wide.reindex(columns=task_sets).dropna().mean(axis=1)
+
+
+def _context(records: pd.DataFrame, rule: str, k: int, labels: list[str] | None,
+             task_sets: list[str] | None):
+    runs = run_means(select_checkpoint(records, rule, k))
     labels = labels or list(dict.fromkeys(records["label"]))
     present = list(dict.fromkeys(records["task_set"]))
     task_sets = [t for t in (task_sets or present) if t in present] or present
+    return runs, labels, task_sets
+
+
+def main_table(records: pd.DataFrame, rule: str = "final", k: int = 3,
+               labels: list[str] | None = None, task_sets: list[str] | None = None,
+               stat: str = "mean", plan: Plan | None = None) -> Table:
+    """The STAIRS-Former main-table layout: Seen · <set> rows, Seen · Mean, Unseen · Mean,
+    Total Mean; one column per algorithm label; win rate in %."""
+    plan = plan or Plan()
+    runs, labels, task_sets = _context(records, rule, k, labels, task_sets)
+    per_seed = seed_means(runs, plan)
     titles = {t: get_task_set(t).title for t in task_sets}
-    rows = [f"Seen · {titles[t]}" for t in task_sets] + ["Seen · Mean", "Unseen · Mean",
-                                                          "Total Mean"]
+    rows = [f"Seen · {titles[t]}" for t in task_sets] + [r for _, r in CROSS_ROWS]
     cells: dict[tuple[str, str], Cell] = {}
     for label in labels:
-        mine = per_set[per_set["label"] == label]
+        mine = per_seed[per_seed["label"] == label] if not per_seed.empty else per_seed
         for t in task_sets:
-            cells[(f"Seen · {titles[t]}", label)] = _cell(mine[mine["task_set"] == t]["seen"])
-        # cross-set means per seed, only over seeds that have every set
-        wide = mine[mine["task_set"].isin(task_sets)].pivot_table(
-            index="seed", columns="task_set", values=["seen", "unseen", "total"])
-        for metric, row in (("seen", "Seen · Mean"), ("unseen", "Unseen · Mean"),
-                            ("total", "Total Mean")):
-            if wide.empty or metric not in wide.columns.get_level_values(0):
-                cells[(row, label)] = Cell(None, None, 0)
-                continue
-            block = wide[metric].reindex(columns=task_sets)
-            cells[(row, label)] = _cell(block.dropna().mean(axis=1))
-    return MainTable(rows, labels, cells, rule)
+            values = mine[mine["task_set"] == t]["seen"] if not mine.empty else pd.Series()
+            cells[(f"Seen · {titles[t]}", label)] = make_cell(
+                values, stat, plan, plan.reason(label, t))
+        for metric, row in CROSS_ROWS:
+            cells[(row, label)] = make_cell(_cross_set(mine, task_sets, metric), stat, plan,
+                                            plan.reason(label))
+    return Table("main", "Average win rate (%)", "Scenario", rows, labels, cells, rule, stat,
+                 sections=[len(task_sets) - 1])
+
+
+def ablation_table(records: pd.DataFrame, rule: str = "final", k: int = 3,
+                   labels: list[str] | None = None, task_sets: list[str] | None = None,
+                   stat: str = "mean", plan: Plan | None = None) -> Table:
+    """The STAIRS-Former ablation layout: one row per variant label; Seen · Mean,
+    Unseen · Mean, Total Mean across the task sets present."""
+    main = main_table(records, rule, k, labels, task_sets, stat, plan)
+    cols = [r for _, r in CROSS_ROWS]
+    cells = {(label, col): main.cells[(col, label)] for label in main.columns for col in cols}
+    return Table("ablation", "Ablation: average win rate (%)", "Variant", list(main.columns),
+                 cols, cells, rule, stat, best_along="column")
+
+
+def quality_table(records: pd.DataFrame, rule: str = "final", k: int = 3,
+                  labels: list[str] | None = None, task_sets: list[str] | None = None,
+                  stat: str = "mean", plan: Plan | None = None) -> Table:
+    """Per task set and data quality: seen, unseen and total mean across seeds."""
+    plan = plan or Plan()
+    runs, labels, task_sets = _context(records, rule, k, labels, task_sets)
+    rows, cells, sections = [], {}, []
+    for t in task_sets:
+        title = get_task_set(t).title
+        qualities = plan.qualities or sorted(set(records[records["task_set"] == t]["quality"]))
+        for q in qualities:
+            for metric, name in (("seen", "Seen"), ("unseen", "Unseen"), ("total", "Total")):
+                row = f"{title} · {q} · {name}"
+                rows.append(row)
+                for label in labels:
+                    sel = (runs[(runs["label"] == label) & (runs["task_set"] == t)
+                                & (runs["quality"] == q)] if not runs.empty else runs)
+                    values = sel[metric] if not sel.empty else pd.Series(dtype=float)
+                    cells[(row, label)] = make_cell(values, stat, plan,
+                                                    plan.reason(label, t, q))
+            sections.append(len(rows) - 1)
+    return Table("quality", "Win rate (%) per data quality", "Task set · quality", rows,
+                 labels, cells, rule, stat, sections=sections[:-1])
+
+
+def task_table(records: pd.DataFrame, rule: str = "final", k: int = 3,
+               labels: list[str] | None = None, task_sets: list[str] | None = None,
+               stat: str = "mean", plan: Plan | None = None) -> Table:
+    """Every test task (seen or unseen), averaged over the qualities per seed."""
+    plan = plan or Plan()
+    runs, labels, task_sets = _context(records, rule, k, labels, task_sets)
+    per_seed = seed_means(runs, plan)
+    rows, cells, sections = [], {}, []
+    for t in task_sets:
+        ts = get_task_set(t)
+        for task in ts.test:
+            row = f"{ts.title} · {task} ({ts.split(task)})"
+            rows.append(row)
+            for label in labels:
+                sel = (per_seed[(per_seed["label"] == label) & (per_seed["task_set"] == t)]
+                       if not per_seed.empty else per_seed)
+                col = f"task:{task}"
+                values = sel[col] if not sel.empty and col in sel else pd.Series(dtype=float)
+                cells[(row, label)] = make_cell(values, stat, plan, plan.reason(label, t))
+        sections.append(len(rows) - 1)
+    return Table("task", "Win rate (%) per test task", "Task", rows, labels, cells, rule, stat,
+                 sections=sections[:-1])
+
+
+BUILDERS = {"main": main_table, "quality": quality_table, "task": task_table,
+            "ablation": ablation_table}

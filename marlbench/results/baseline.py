@@ -20,7 +20,7 @@ from pathlib import Path
 from marlbench import __version__
 from marlbench.errors import UserError
 from marlbench.fileio import write_json
-from marlbench.results.aggregate import Cell, MainTable
+from marlbench.results.aggregate import Cell, Table
 
 FORMAT = "marlbench-baseline/1"
 
@@ -29,12 +29,12 @@ def _se(std: float | None, n: int) -> float:
     return 0.0 if std is None or n <= 1 else std / math.sqrt(n)
 
 
-def baseline_doc(table: MainTable, suite: str | None, failed: list[str]) -> dict:
+def baseline_doc(table: Table, suite: str | None, failed: list[str]) -> dict:
     cells = []
     for (row, label), cell in table.cells.items():
         if cell.missing:
             continue
-        cells.append({"scenario": row, "label": label, "mean": cell.mean, "std": cell.std,
+        cells.append({"scenario": row, "label": label, "mean": cell.value, "std": cell.std,
                       "n_seeds": cell.n_seeds, "se": _se(cell.std, cell.n_seeds)})
     if not cells:
         raise UserError("no complete cell to save: the results have no finished run")
@@ -85,7 +85,7 @@ class CheckResult:
         return all(c.ok for c in self.cells) and not self.failed_jobs
 
 
-def check(table: MainTable, baseline: dict, tolerance: float, sigma: float | None,
+def check(table: Table, baseline: dict, tolerance: float, sigma: float | None,
           failed_jobs: list[str]) -> CheckResult:
     checks = []
     for ref in baseline["cells"]:
@@ -97,11 +97,11 @@ def check(table: MainTable, baseline: dict, tolerance: float, sigma: float | Non
             allowed = max(tolerance, sigma * se)
         if cell.missing:
             reason = "missing (not run, failed or still running)"
-        elif cell.mean < ref["mean"] - allowed:
-            reason = f"dropped {ref['mean'] - cell.mean:.1f} > {allowed:.1f} allowed"
+        elif cell.value < ref["mean"] - allowed:
+            reason = f"dropped {ref['mean'] - cell.value:.1f} > {allowed:.1f} allowed"
         else:
             reason = ""
-        checks.append(CellCheck(key[0], key[1], ref["mean"], cell.mean, allowed, reason))
+        checks.append(CellCheck(key[0], key[1], ref["mean"], cell.value, allowed, reason))
     return CheckResult(checks, failed_jobs)
 
 

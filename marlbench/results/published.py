@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from marlbench.errors import UserError
-from marlbench.results.aggregate import MainTable
+from marlbench.results.aggregate import Table
 
 BACKEND_NAMES = {"smax": "the embedded SMAX simulator", "sc2": "StarCraft II",
                  "smacv2": "StarCraft II (SMACv2)"}
@@ -61,14 +61,14 @@ def published_cells(doc: dict) -> dict[tuple[str, str], float]:
 
 @dataclass
 class Comparison:
-    table: MainTable
+    table: Table
     published: dict[tuple[str, str], float]
     doc: dict
     backends: list[str]
 
     def pair(self, row: str, col: str) -> tuple[float | None, float | None]:
         cell = self.table.cells[(row, col)]
-        return cell.mean, self.published.get((row, col))
+        return cell.value, self.published.get((row, col))
 
     @property
     def matched(self) -> int:
@@ -84,7 +84,7 @@ class Comparison:
                 "not a reproduction check.")
 
 
-def compare(table: MainTable, name: str, backends: list[str]) -> Comparison:
+def compare(table: Table, name: str, backends: list[str]) -> Comparison:
     """``name`` is a published file, optionally ``name:table`` to use one of its tables only
     (e.g. ``stairs-former:smacv2``)."""
     name, _, only = name.partition(":")

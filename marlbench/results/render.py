@@ -1,4 +1,5 @@
-"""Renderers of the main table: rich (terminal), Markdown, CSV and JSON."""
+"""Renderers of report tables: rich (terminal), Markdown, LaTeX (booktabs), CSV and JSON; and
+of the side-by-side comparison with published numbers."""
 
 from __future__ import annotations
 
@@ -6,73 +7,155 @@ import io
 import json
 
 import pandas as pd
-from rich.table import Table
+from rich.table import Table as RichTable
 
-from marlbench.results.aggregate import Cell, MainTable
+from marlbench.results.aggregate import Cell, Table
 from marlbench.results.published import Comparison
 
-FORMATS = ("rich", "md", "csv", "json")
+FORMATS = ("rich", "md", "latex", "csv", "json")
 MISSING = "—"
+PARTIAL = "†"
+MAX_NOTES = 20
+
+_STAT = {"mean": "mean", "median": "median", "iqm": "IQM (interquartile mean)"}
 
 
-def rule_text(table: MainTable) -> str:
+def rule_text(table: Table) -> str:
     checkpoint = {"final": "the final checkpoint", "best": "the best checkpoint (highest mean "
                   "win rate over all test tasks, per seed)", "last_k": "the mean of the last k "
                   "checkpoints"}[table.rule]
     return (
         f"Win rate (%) of {checkpoint}. Per seed: unweighted mean over the seen tasks, over the "
         "unseen tasks and over all test tasks of each task set, averaged over the data "
-        "qualities present; Mean rows average the task sets unweighted; then mean ± std "
-        f"(ddof=0) across seeds. {MISSING} = no complete run (not run, failed or still running)."
+        "qualities (only seeds complete in every quality); Mean rows average the task sets "
+        f"unweighted; then {_STAT[table.stat]} ± std (ddof=0) across seeds. {MISSING} = no "
+        f"complete run; {PARTIAL} = fewer seeds than planned (see the notes)."
     )
+
+
+def notes(table: Table) -> list[str]:
+    """Why each missing or partial cell is so, one line per (column, reason) group."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for row in table.rows:
+        for col in table.columns:
+            cell = table.cells[(row, col)]
+            if cell.missing or cell.partial:
+                who = col if table.best_along == "row" else row
+                where = row if table.best_along == "row" else col
+                groups.setdefault((who, cell.reason), []).append(where)
+    lines = [f"{who}: {reason} — {', '.join(where)}" for (who, reason), where in groups.items()]
+    if len(lines) > MAX_NOTES:
+        lines = lines[:MAX_NOTES] + [f"… and {len(lines) - MAX_NOTES} more"]
+    return lines
 
 
 def fmt(cell: Cell) -> str:
     if cell.missing:
         return MISSING
-    return f"{cell.mean:.1f} ± {cell.std:.1f}"
+    return f"{cell.value:.1f} ± {cell.std:.1f}" + (PARTIAL if cell.partial else "")
 
 
-def to_rich(table: MainTable) -> Table:
-    out = Table(title="Average win rate (%)")
-    out.add_column("Scenario", style="bold")
+def to_rich(table: Table) -> RichTable:
+    out = RichTable(title=table.title)
+    out.add_column(table.row_header, style="bold")
     for label in table.columns:
         out.add_column(label, justify="right")
     for i, row in enumerate(table.rows):
-        end = i == len(table.rows) - 4  # rule before the cross-set rows
-        out.add_row(row, *(fmt(table.cells[(row, c)]) for c in table.columns), end_section=end)
+        out.add_row(row, *(fmt(table.cells[(row, c)]) for c in table.columns),
+                    end_section=i in table.sections)
     return out
 
 
-def to_markdown(table: MainTable) -> str:
-    lines = ["| Scenario | " + " | ".join(table.columns) + " |",
+def footer(table: Table) -> str:
+    lines = notes(table)
+    return rule_text(table) + ("\n\nNotes:\n" + "\n".join(f"- {n}" for n in lines)
+                               if lines else "")
+
+
+def to_markdown(table: Table) -> str:
+    lines = [f"| {table.row_header} | " + " | ".join(table.columns) + " |",
              "|---|" + "---|" * len(table.columns)]
     for row in table.rows:
         lines.append(f"| {row} | " + " | ".join(fmt(table.cells[(row, c)])
                                                 for c in table.columns) + " |")
-    return "\n".join(lines) + "\n\n" + rule_text(table) + "\n"
+    return "\n".join(lines) + "\n\n" + footer(table) + "\n"
 
 
-def to_frame(table: MainTable) -> pd.DataFrame:
+def _tex(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
+                 ("#", r"\#"), ("·", r"$\cdot$"), ("−", "-"), ("†", r"$^\dagger$")):
+        text = text.replace(a, b)
+    return text
+
+
+def _best(table: Table) -> set[tuple[str, str]]:
+    best = set()
+    lines = ([(r, [(r, c) for c in table.columns]) for r in table.rows]
+             if table.best_along == "row"
+             else [(c, [(r, c) for r in table.rows]) for c in table.columns])
+    for _, keys in lines:
+        vals = [(table.cells[k].value, k) for k in keys if not table.cells[k].missing]
+        if vals:
+            top = max(v for v, _ in vals)
+            best |= {k for v, k in vals if round(v, 1) == round(top, 1)}
+    return best
+
+
+def to_latex(table: Table) -> str:
+    """booktabs table; the best value of each row (ablation: of each column) in bold, ± std in
+    small text."""
+    best = _best(table)
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex(table.title)}}}",
+             r"\begin{tabular}{l" + "r" * len(table.columns) + "}", r"\toprule",
+             " & ".join([_tex(table.row_header)] + [_tex(c) for c in table.columns])
+             + r" \\", r"\midrule"]
+    for i, row in enumerate(table.rows):
+        cells = []
+        for col in table.columns:
+            cell = table.cells[(row, col)]
+            if cell.missing:
+                cells.append("--")
+                continue
+            value = f"{cell.value:.1f}"
+            value = rf"\textbf{{{value}}}" if (row, col) in best else value
+            mark = r"$^\dagger$" if cell.partial else ""
+            cells.append(rf"{value}{{\small $\pm$ {cell.std:.1f}}}{mark}")
+        lines.append(" & ".join([_tex(row)] + cells) + r" \\")
+        if i in table.sections:
+            lines.append(r"\midrule")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n% " + rule_text(table).replace("\n", " ") + "\n"
+
+
+def to_frame(table: Table) -> pd.DataFrame:
     rows = []
     for row in table.rows:
         for col in table.columns:
             cell = table.cells[(row, col)]
-            rows.append({"scenario": row, "label": col, "mean": cell.mean, "std": cell.std,
-                         "n_seeds": cell.n_seeds})
+            rows.append({"row": row, "column": col, "value": cell.value, "std": cell.std,
+                         "n_seeds": cell.n_seeds, "expected_seeds": cell.expected,
+                         "note": cell.reason})
     return pd.DataFrame(rows)
 
 
-def to_csv(table: MainTable) -> str:
+def to_csv(table: Table) -> str:
     buf = io.StringIO()
     to_frame(table).to_csv(buf, index=False)
     return buf.getvalue()
 
 
-def to_json(table: MainTable) -> str:
-    return json.dumps({"rule": rule_text(table), "checkpoint": table.rule,
+def to_json(table: Table) -> str:
+    return json.dumps({"table": table.name, "statistic": table.stat, "checkpoint": table.rule,
+                       "rule": rule_text(table), "notes": notes(table),
                        "cells": to_frame(table).to_dict(orient="records")}, indent=2)
 
+
+def render(table: Table, fmt_name: str) -> str:
+    return {"md": to_markdown, "latex": to_latex, "csv": to_csv,
+            "json": lambda t: to_json(t) + "\n"}[fmt_name](table)
+
+
+# ---- comparison with published numbers ------------------------------------------------------
 
 def _num(v: float | None) -> str:
     return MISSING if v is None else f"{v:.1f}"
@@ -100,9 +183,9 @@ def comparison_note(comp: Comparison) -> str:
             f"{comp.backend_note()}")
 
 
-def comparison_to_rich(comp: Comparison) -> Table:
-    out = Table(title=f"Ours vs {comp.doc['title']} — win rate (%)")
-    out.add_column("Scenario", style="bold")
+def comparison_to_rich(comp: Comparison) -> RichTable:
+    out = RichTable(title=f"Ours vs {comp.doc['title']} — win rate (%)")
+    out.add_column(comp.table.row_header, style="bold")
     for col in comp.table.columns:
         out.add_column(f"{col}\nours", justify="right")
         out.add_column("paper", justify="right", style="dim")
@@ -113,8 +196,8 @@ def comparison_to_rich(comp: Comparison) -> Table:
 
 
 def comparison_to_markdown(comp: Comparison) -> str:
-    head = ["Scenario"] + [f"{c} {part}" for c in comp.table.columns
-                           for part in ("ours", "paper", "Δ")]
+    head = [comp.table.row_header] + [f"{c} {part}" for c in comp.table.columns
+                                      for part in ("ours", "paper", "Δ")]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---|" * (len(head) - 1)]
     lines += ["| " + " | ".join(r) + " |" for r in comparison_rows(comp)]
     return "\n".join(lines) + "\n\n" + comparison_note(comp) + "\n"
@@ -125,6 +208,6 @@ def comparison_to_frame(comp: Comparison) -> pd.DataFrame:
     for row in comp.table.rows:
         for col in comp.table.columns:
             ours, paper = comp.pair(row, col)
-            rows.append({"scenario": row, "label": col, "ours": ours, "paper": paper,
+            rows.append({"row": row, "column": col, "ours": ours, "paper": paper,
                          "delta": None if ours is None or paper is None else ours - paper})
     return pd.DataFrame(rows)

@@ -23,6 +23,7 @@ from marlbench.errors import UserError
 from marlbench.fileio import write_json
 from marlbench.plan import Job, Plan
 
+EVAL_KEYS = ("label", "task_set", "quality", "seed", "task", "step")
 RECORD_COLUMNS = [
     "suite", "algorithm", "label", "task_set", "quality", "seed", "task", "split", "step",
     "win_rate", "mean_return", "episodes", "wall_time_s", "backend", "versions", "config_hash",
@@ -80,9 +81,13 @@ class Store:
                 "checkpoint": plan.suite.evaluation.checkpoint,
                 "last_k": plan.suite.evaluation.last_k,
                 "task_sets": plan.suite.task_sets,
+                "qualities": plan.suite.qualities,
+                "seeds": plan.suite.seeds,
                 "labels": [a.label for a in plan.suite.algorithms],
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "jobs": {j.id: {"kind": j.kind, "title": j.title} for j in plan.jobs.values()},
+                "jobs": {j.id: {"kind": j.kind, "title": j.title,
+                                **{k: j.config[k] for k in EVAL_KEYS if j.kind == "eval"}}
+                         for j in plan.jobs.values()},
             },
         )
         return path
@@ -131,5 +136,6 @@ def job_states(results_dir: Path, suite: str | None = None) -> pd.DataFrame:
             d = store.dir_of("eval", jid)
             st = read_json(d / "status.json") if (d / "status.json").exists() else None
             rows.append({"suite": plan["suite"], "job_id": jid, "title": info["title"],
-                         "state": st["state"] if st else "not run"})
-    return pd.DataFrame(rows, columns=["suite", "job_id", "title", "state"])
+                         "state": st["state"] if st else "not run",
+                         **{k: info.get(k) for k in EVAL_KEYS}})
+    return pd.DataFrame(rows, columns=["suite", "job_id", "title", "state", *EVAL_KEYS])
