@@ -6,7 +6,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from marlbench.cli.main import app
+from marlbench.cli.main import app, bare_table_flag
 from marlbench.results.store import load_records
 
 runner = CliRunner()
@@ -42,7 +42,8 @@ def test_second_run_does_no_work(smoke):
 
 def test_report_table_has_real_numbers(smoke):
     results = smoke[0]
-    out = runner.invoke(app, ["report", str(results), "--table", "--format", "md"])
+    out = runner.invoke(app, bare_table_flag(["report", str(results), "--table", "--format",
+                                              "md"]))
     assert out.exit_code == 0, out.output
     cells = re.findall(r"\| (Seen · Marine-Easy|Seen · Mean|Unseen · Mean|Total Mean) \| "
                        r"([\d.]+) ± ([\d.]+) \|", out.output)
@@ -51,10 +52,12 @@ def test_report_table_has_real_numbers(smoke):
     final = records[records["step"] == records["step"].max()]
     assert final["win_rate"].nunique() > 1  # not a constant table
     assert final["win_rate"].max() > 0.1  # BC of the scripted data wins somewhere
-    for fmt in ("rich", "csv", "json"):
-        assert runner.invoke(app, ["report", str(results), "--table", "-f", fmt]).exit_code == 0
+    for fmt in ("rich", "csv", "json", "latex"):
+        for table in ("main", "quality", "task", "ablation"):
+            res = runner.invoke(app, ["report", str(results), "--table", table, "-f", fmt])
+            assert res.exit_code == 0, res.output
 
 
 def test_report_on_empty_dir_is_a_clear_error(tmp_path):
-    out = runner.invoke(app, ["report", str(tmp_path), "--table"])
+    out = runner.invoke(app, bare_table_flag(["report", str(tmp_path), "--table"]))
     assert out.exit_code == 2 and "no evaluation records" in out.output

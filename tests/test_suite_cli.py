@@ -116,3 +116,14 @@ def test_backend_and_quality_must_fit_the_task_sets(tmp_path):
     result = _invoke("validate", path)
     assert result.exit_code == 2
     assert "data quality 'scripted' cannot be collected on backend 'grid'" in result.output
+
+
+def test_bare_table_flag_means_the_main_table(tmp_path):
+    from marlbench.cli.main import bare_table_flag
+
+    assert bare_table_flag(["report", "--table"]) == ["report", "--table", "main"]
+    assert bare_table_flag(["report", "--table", "-f", "md"])[2] == "main"
+    assert bare_table_flag(["report", "--table", str(tmp_path)])[2] == "main"
+    assert bare_table_flag(["report", "--table", "ablation"]) == ["report", "--table",
+                                                                 "ablation"]
+    assert bare_table_flag(["run", "--table"]) == ["run", "--table"]
