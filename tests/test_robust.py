@@ -67,3 +67,24 @@ def test_scores_by_label_keeps_complete_runs_and_common_tasks():
     b = robust.restrict(scores["B"], tasks["B"], common)
     assert all(len(s) == 2 for s in a) and all(len(s) == 1 for s in b)
     assert robust.probability_of_improvement(a, b) == pytest.approx(0.3)  # 3 seen of 10 won
+
+
+def test_report_stats_cli(tmp_path):
+    import json
+
+    from test_check import _groups, _results
+    from typer.testing import CliRunner
+
+    from marlbench.cli.main import app
+
+    res = _results(tmp_path / "r", _groups())
+    out = CliRunner().invoke(app, ["report", str(res), "--stats", "--reps", "200", "-f",
+                                   "json"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.output)
+    assert doc["seeds"] == {"A": 2, "B": 1} and doc["reps"] == 200
+    assert {"median", "iqm", "mean", "optimality_gap"} <= set(doc["aggregates"]["A"])
+    pairs = {(p["x"], p["y"]): p["point"] for p in doc["probability_of_improvement"]}
+    assert pairs[("A", "B")] == pytest.approx(1 - pairs[("B", "A")])
+    md = CliRunner().invoke(app, ["report", str(res), "--stats", "--reps", "50", "-f", "md"])
+    assert md.exit_code == 0 and "| P(row > column) | A | B |" in md.output

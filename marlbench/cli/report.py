@@ -21,6 +21,11 @@ def report(
     checkpoint: str = typer.Option(None, "--checkpoint", help="final | best | last_k "
                                    "(default: the suite's rule)"),
     last_k: int = typer.Option(None, "--last-k", help="k for --checkpoint last_k"),
+    stats: bool = typer.Option(False, "--stats", help="Robust statistics instead of a table: "
+                               "median, IQM, mean, optimality gap with bootstrap CIs and the "
+                               "probability of improvement between algorithms"),
+    reps: int = typer.Option(2000, "--reps", help="Bootstrap replicates for --stats"),
+    boot_seed: int = typer.Option(0, "--boot-seed", help="Bootstrap seed for --stats"),
     compare: str = typer.Option(None, "--compare", help="Put published numbers next to ours, "
                                 "cell by cell, with the difference (e.g. stairs-former, "
                                 "stairs-former:ablation; files in results/published/)"),
@@ -34,12 +39,32 @@ def report(
     Example: marlbench report results --table main --format md
     Example: marlbench report results --table ablation --format latex --stat iqm
     Example: marlbench report results --compare stairs-former
+    Example: marlbench report results --stats --reps 5000
     """
     from marlbench.results import render
 
     if fmt not in render.FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of: {', '.join(render.FORMATS)}")
     result, records = main_table_of(results_dir, suite, checkpoint, last_k, table, stat)
+    if stats:
+        from marlbench.results.aggregate import select_checkpoint
+        from marlbench.results.robust import robust_report
+
+        if reps < 1:
+            raise UserError("--reps must be at least 1")
+        labels = result.columns if result.name != "ablation" else result.rows
+        rep = robust_report(select_checkpoint(records, result.rule), labels, reps, boot_seed)
+        if fmt == "rich":
+            for part in render.robust_to_rich(rep):
+                console.print(part)
+            console.print(render.robust_note(rep), style="dim")
+        elif fmt == "json":
+            print(render.robust_to_json(rep))
+        elif fmt == "md":
+            print(render.robust_to_markdown(rep), end="")
+        else:
+            raise UserError("--stats prints rich, md or json")
+        return
     if compare:
         from marlbench.results.published import compare as compare_with
 

@@ -11,6 +11,7 @@ from rich.table import Table as RichTable
 
 from marlbench.results.aggregate import Cell, Table
 from marlbench.results.published import Comparison
+from marlbench.results.robust import METRICS, RobustReport
 
 FORMATS = ("rich", "md", "latex", "csv", "json")
 MISSING = "—"
@@ -211,3 +212,68 @@ def comparison_to_frame(comp: Comparison) -> pd.DataFrame:
             rows.append({"row": row, "column": col, "ours": ours, "paper": paper,
                          "delta": None if ours is None or paper is None else ours - paper})
     return pd.DataFrame(rows)
+
+
+# ---- robust statistics -------------------------------------------------------------------
+
+_METRIC_TITLES = {"median": "Median", "iqm": "IQM", "mean": "Mean",
+                  "optimality_gap": "Optimality gap"}
+
+
+def _iv(iv) -> str:
+    return f"{100 * iv.point:.1f} [{100 * iv.low:.1f}, {100 * iv.high:.1f}]"
+
+
+def robust_rows(rep: RobustReport) -> list[list[str]]:
+    return [[lab, *(_iv(rep.intervals[lab][m]) for m in METRICS), str(rep.n_runs[lab]),
+             str(rep.n_tasks[lab])] for lab in rep.labels]
+
+
+def robust_note(rep: RobustReport) -> str:
+    return (f"Win rate (%) over every (task set, quality, test task) of complete runs; 95 % "
+            f"stratified-bootstrap intervals over seeds per task ({rep.reps} replicates, seed "
+            f"{rep.seed}). Optimality gap: lower is better. P(X > Y): probability that a run "
+            f"of X beats a run of Y on a task, averaged over the {rep.n_common} tasks all "
+            "algorithms have.")
+
+
+def robust_to_rich(rep: RobustReport) -> tuple[RichTable, RichTable]:
+    agg = RichTable(title="Robust aggregates, win rate (%) [95% CI]")
+    for col in ["Algorithm", *(_METRIC_TITLES[m] for m in METRICS), "Seeds", "Tasks"]:
+        agg.add_column(col, justify="left" if col == "Algorithm" else "right")
+    for row in robust_rows(rep):
+        agg.add_row(*row)
+    poi = RichTable(title="Probability of improvement P(row > column) [95% CI]")
+    poi.add_column("X \\ Y")
+    for y in rep.labels:
+        poi.add_column(y, justify="right")
+    for x in rep.labels:
+        poi.add_row(x, *(MISSING if x == y or (x, y) not in rep.improvement
+                         else f"{rep.improvement[(x, y)].point:.2f} "
+                              f"[{rep.improvement[(x, y)].low:.2f}, "
+                              f"{rep.improvement[(x, y)].high:.2f}]" for y in rep.labels))
+    return agg, poi
+
+
+def robust_to_markdown(rep: RobustReport) -> str:
+    head = ["Algorithm", *(_METRIC_TITLES[m] for m in METRICS), "Seeds", "Tasks"]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---|" * (len(head) - 1)]
+    lines += ["| " + " | ".join(r) + " |" for r in robust_rows(rep)]
+    lines += ["", "| P(row > column) | " + " | ".join(rep.labels) + " |",
+              "|---|" + "---|" * len(rep.labels)]
+    for x in rep.labels:
+        cells = [MISSING if (x, y) not in rep.improvement else
+                 f"{rep.improvement[(x, y)].point:.2f} [{rep.improvement[(x, y)].low:.2f}, "
+                 f"{rep.improvement[(x, y)].high:.2f}]" for y in rep.labels]
+        lines.append(f"| {x} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\n" + robust_note(rep) + "\n"
+
+
+def robust_to_json(rep: RobustReport) -> str:
+    return json.dumps({
+        "note": robust_note(rep), "reps": rep.reps, "seed": rep.seed,
+        "aggregates": {lab: {m: vars(iv) for m, iv in rep.intervals[lab].items()}
+                       for lab in rep.labels},
+        "probability_of_improvement": [{"x": x, "y": y, **vars(iv)}
+                                       for (x, y), iv in rep.improvement.items()],
+        "seeds": rep.n_runs, "tasks": rep.n_tasks}, indent=2)

@@ -143,3 +143,33 @@ def scores_by_label(task_rates: pd.DataFrame, labels: Sequence[str]
 def restrict(scores: Scores, tasks: list[tuple], keep: list[tuple]) -> Scores:
     index = {t: i for i, t in enumerate(tasks)}
     return [scores[index[t]] for t in keep]
+
+
+@dataclass
+class RobustReport:
+    labels: list[str]
+    intervals: dict[str, dict[str, Interval]]  # label → metric → interval (win rate, 0–1)
+    improvement: dict[tuple[str, str], Interval]  # (x, y) → P(X > Y) on the common tasks
+    n_runs: dict[str, int]
+    n_tasks: dict[str, int]
+    n_common: int
+    reps: int
+    seed: int
+
+
+def robust_report(task_rates: pd.DataFrame, labels: Sequence[str], reps: int = 2000,
+                  seed: int = 0) -> RobustReport:
+    common, tasks, scores = scores_by_label(task_rates, labels)
+    present = [lab for lab in labels if lab in scores]
+    intervals = {lab: aggregate_intervals(scores[lab], reps=reps, seed=seed) for lab in present}
+    improvement = {}
+    if common:
+        for x in present:
+            for y in present:
+                if x != y:
+                    improvement[(x, y)] = improvement_interval(
+                        restrict(scores[x], tasks[x], common),
+                        restrict(scores[y], tasks[y], common), reps=reps, seed=seed)
+    runs = {lab: int(max(len(s) for s in scores[lab])) for lab in present}
+    return RobustReport(present, intervals, improvement, runs,
+                        {lab: len(tasks[lab]) for lab in present}, len(common), reps, seed)
