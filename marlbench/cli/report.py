@@ -26,6 +26,11 @@ def report(
                                "probability of improvement between algorithms"),
     reps: int = typer.Option(2000, "--reps", help="Bootstrap replicates for --stats"),
     boot_seed: int = typer.Option(0, "--boot-seed", help="Bootstrap seed for --stats"),
+    plots: Path = typer.Option(None, "--plots", help="Write figures (PNG and SVG) to this "
+                               "folder: learning curves, seen/unseen/total bars, performance "
+                               "profiles, probability of improvement"),
+    html_out: Path = typer.Option(None, "--html", help="Write one self-contained HTML report "
+                                  "(every table, robust statistics, figures, suites, versions)"),
     compare: str = typer.Option(None, "--compare", help="Put published numbers next to ours, "
                                 "cell by cell, with the difference (e.g. stairs-former, "
                                 "stairs-former:ablation; files in results/published/)"),
@@ -40,12 +45,17 @@ def report(
     Example: marlbench report results --table ablation --format latex --stat iqm
     Example: marlbench report results --compare stairs-former
     Example: marlbench report results --stats --reps 5000
+    Example: marlbench report results --plots figures/ --html report.html
     """
     from marlbench.results import render
 
     if fmt not in render.FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of: {', '.join(render.FORMATS)}")
     result, records = main_table_of(results_dir, suite, checkpoint, last_k, table, stat)
+    if plots or html_out:
+        _figures_and_html(results_dir, suite, checkpoint, last_k, stat, plots, html_out,
+                          reps, boot_seed)
+        return
     if stats:
         from marlbench.results.aggregate import select_checkpoint
         from marlbench.results.robust import robust_report
@@ -118,3 +128,37 @@ def main_table_of(results_dir: Path, suite: str | None, checkpoint: str | None,
     plan = Plan(qualities, seeds, job_states(results_dir, suite) if plans else None)
     built = BUILDERS[table](records, rule, k, labels, sets, stat, plan)
     return built, records
+
+
+def _figures_and_html(results_dir: Path, suite: str | None, checkpoint: str | None,
+                      last_k: int | None, stat: str, plots: Path | None, html_out: Path | None,
+                      reps: int, boot_seed: int) -> None:
+    import tempfile
+
+    from marlbench.results import plots as figs
+    from marlbench.results import render
+    from marlbench.results.aggregate import BUILDERS, select_checkpoint
+    from marlbench.results.html import write_html
+    from marlbench.results.robust import robust_report
+    from marlbench.results.store import Store
+
+    tables = [main_table_of(results_dir, suite, checkpoint, last_k, name, stat)[0]
+              for name in BUILDERS]
+    main, records = main_table_of(results_dir, suite, checkpoint, last_k, "main", stat)
+    labels = main.columns
+    rates = select_checkpoint(records, main.rule)
+    rep = robust_report(rates, labels, reps, boot_seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = plots or Path(tmp)
+        paths = (figs.learning_curves(records, labels, out) + figs.split_bars(main, out)
+                 + figs.performance_profiles(rates, labels, out, reps, boot_seed)
+                 + figs.improvement_matrix(rep, out))
+        if plots:
+            console.print(f"wrote {len(paths)} figures to {plots}")
+        if html_out:
+            plans = [p for p in Store(results_dir, results_dir).plans()
+                     if suite in (None, p["suite"])]
+            versions = sorted({str(v) for v in records["versions"].dropna()})
+            write_html(html_out, tables, paths, render.robust_to_markdown(rep), plans,
+                       versions, results_dir)
+            console.print(f"wrote {html_out}")

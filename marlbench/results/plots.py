@@ -1,0 +1,134 @@
+"""Report figures (matplotlib, PNG and SVG): learning curves with confidence bands, grouped
+seen / unseen / total bars, performance profiles and the probability-of-improvement matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from marlbench.envs.tasksets import get_task_set  # noqa: E402
+from marlbench.results.aggregate import CROSS_ROWS, Table  # noqa: E402
+from marlbench.results.robust import RobustReport, profile_intervals, scores_by_label  # noqa: E402
+
+
+def _save(fig, out: Path, name: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.svg"]
+    fig.savefig(paths[0], dpi=130, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _band(values: np.ndarray) -> tuple[float, float]:
+    """Mean and half-width of a normal 95 % interval across seeds (0 for one seed)."""
+    if values.size <= 1:
+        return float(values.mean()), 0.0
+    return float(values.mean()), float(1.96 * values.std(ddof=1) / np.sqrt(values.size))
+
+
+def learning_curves(records: pd.DataFrame, labels: list[str], out: Path) -> list[Path]:
+    """Total-mean win rate over training updates, one panel per (task set, quality), one line
+    per algorithm with a 95 % band across seeds."""
+    if records.empty:
+        return []
+    per_step = []
+    for (label, set_name, quality, seed, step), g in records.groupby(
+            ["label", "task_set", "quality", "seed", "step"]):
+        if set(get_task_set(set_name).test) <= set(g["task"]):
+            per_step.append((label, set_name, quality, seed, step, g["win_rate"].mean()))
+    df = pd.DataFrame(per_step, columns=["label", "task_set", "quality", "seed", "step", "wr"])
+    panels = list(df.groupby(["task_set", "quality"]).groups) if not df.empty else []
+    if not panels:
+        return []
+    cols = min(4, len(panels))
+    rows = int(np.ceil(len(panels) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    for ax, (set_name, quality) in zip(axes.flat, panels, strict=False):
+        sel = df[(df["task_set"] == set_name) & (df["quality"] == quality)]
+        for label in labels:
+            mine = sel[sel["label"] == label]
+            if mine.empty:
+                continue
+            stats = [(step, *_band(g["wr"].to_numpy() * 100))
+                     for step, g in mine.groupby("step")]
+            steps, mean, half = (np.array(x) for x in zip(*stats, strict=True))
+            ax.plot(steps, mean, marker="o", ms=3, label=label)
+            ax.fill_between(steps, mean - half, mean + half, alpha=0.2)
+        ax.set_title(f"{get_task_set(set_name).title} · {quality}", fontsize=9)
+        ax.set_xlabel("training updates (task batches)")
+        ax.set_ylabel("win rate (%)")
+        ax.set_ylim(-2, 102)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="upper center", ncol=min(6, len(names)),
+               bbox_to_anchor=(0.5, 1.1))
+    fig.tight_layout()
+    return _save(fig, out, "learning_curves")
+
+
+def split_bars(table: Table, out: Path) -> list[Path]:
+    """Grouped bars: Seen · Mean, Unseen · Mean, Total Mean per algorithm (± std)."""
+    labels = table.columns
+    rows = [r for _, r in CROSS_ROWS]
+    width = 0.8 / len(rows)
+    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(labels)), 3.5))
+    x = np.arange(len(labels))
+    for i, row in enumerate(rows):
+        cells = [table.cells[(row, lab)] for lab in labels]
+        vals = [np.nan if c.missing else c.value for c in cells]
+        errs = [0 if c.missing else c.std for c in cells]
+        ax.bar(x + (i - (len(rows) - 1) / 2) * width, vals, width, yerr=errs, capsize=2,
+               label=row)
+    ax.set_xticks(x, labels, rotation=20, ha="right")
+    ax.set_ylabel("win rate (%)")
+    ax.legend(fontsize=8)
+    return _save(fig, out, "seen_unseen_total")
+
+
+def performance_profiles(task_rates: pd.DataFrame, labels: list[str], out: Path,
+                         reps: int = 2000, seed: int = 0) -> list[Path]:
+    _, _, scores = scores_by_label(task_rates, labels)
+    if not scores:
+        return []
+    taus = np.linspace(0, 1, 51)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for label in labels:
+        if label not in scores:
+            continue
+        point, low, high = profile_intervals(scores[label], taus, reps=reps, seed=seed)
+        ax.plot(taus * 100, point, label=label)
+        ax.fill_between(taus * 100, low, high, alpha=0.2)
+    ax.set_xlabel("win rate τ (%)")
+    ax.set_ylabel("fraction of runs × tasks with score > τ")
+    ax.legend(fontsize=8)
+    return _save(fig, out, "performance_profiles")
+
+
+def improvement_matrix(rep: RobustReport, out: Path) -> list[Path]:
+    labels = rep.labels
+    if len(labels) < 2 or not rep.improvement:
+        return []
+    m = np.full((len(labels), len(labels)), np.nan)
+    for i, x in enumerate(labels):
+        for j, y in enumerate(labels):
+            if (x, y) in rep.improvement:
+                m[i, j] = rep.improvement[(x, y)].point
+    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2, 1.0 * len(labels) + 1.5))
+    im = ax.imshow(m, vmin=0, vmax=1, cmap="RdBu")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            if not np.isnan(m[i, j]):
+                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_title("P(row > column)")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    return _save(fig, out, "probability_of_improvement")
