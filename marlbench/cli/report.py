@@ -18,7 +18,7 @@ def report(
     fmt: str = typer.Option("rich", "--format", "-f", help="rich | md | latex | csv | json"),
     stat: str = typer.Option("mean", "--stat", help="mean | median | iqm across seeds"),
     suite: str = typer.Option(None, "--suite", help="Only this suite's latest run"),
-    checkpoint: str = typer.Option(None, "--checkpoint", help="final | best | last_k "
+    checkpoint: str = typer.Option(None, "--checkpoint", help="final | best | last-k "
                                    "(default: the suite's rule)"),
     last_k: int = typer.Option(None, "--last-k", help="k for --checkpoint last_k"),
     stats: bool = typer.Option(False, "--stats", help="Robust statistics instead of a table: "
@@ -109,6 +109,8 @@ def main_table_of(results_dir: Path, suite: str | None, checkpoint: str | None,
         raise UserError(f"unknown table {table!r}; choose one of: {', '.join(BUILDERS)}")
     if stat not in STATS:
         raise UserError(f"unknown statistic {stat!r}; choose one of: {', '.join(STATS)}")
+    if checkpoint is not None:
+        checkpoint = checkpoint.replace("-", "_")  # last-k and last_k
     if checkpoint is not None and checkpoint not in CHECKPOINT_RULES:
         raise UserError(f"unknown checkpoint rule {checkpoint!r}; choose one of: "
                         f"{', '.join(CHECKPOINT_RULES)}")
