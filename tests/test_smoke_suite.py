@@ -61,3 +61,18 @@ def test_report_table_has_real_numbers(smoke):
 def test_report_on_empty_dir_is_a_clear_error(tmp_path):
     out = runner.invoke(app, bare_table_flag(["report", str(tmp_path), "--table"]))
     assert out.exit_code == 2 and "no evaluation records" in out.output
+
+
+def test_smoke_passes_the_committed_baseline(smoke, root, tmp_path):
+    """The CI regression gate: a change that breaks learning drops a cell below the committed
+    baseline by more than CPU noise (10 points; same machine, same numbers) and fails here."""
+    import xml.etree.ElementTree as ET
+
+    results = smoke[0]
+    junit = tmp_path / "check.xml"
+    out = runner.invoke(app, ["check", str(results), "--baseline",
+                              str(root / "results" / "baselines" / "smoke.json"),
+                              "--tolerance", "10", "--junit", str(junit)])
+    assert out.exit_code == 0, out.output
+    suite = ET.parse(junit).getroot()
+    assert suite.get("failures") == "0" and int(suite.get("tests")) == 4
