@@ -40,6 +40,7 @@ from torch.nn import functional as F
 from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
 from marlbench.learners.base import Learner, LearnerConfig, Policy, register
+from marlbench.learners.updet_m import copy_targets, load_networks, networks_state
 from marlbench.nets.entity import EntityTokenizer, entity_widths
 from marlbench.nets.history import HistoryTransformer, last_actions
 from marlbench.nets.mixers import (
@@ -342,8 +343,7 @@ class Hissd(Learner):
             plan, weight = self.planner_loss(batch, task)
             plan.backward()  # accumulated; stepped after the round
             if self.batches - self.last_target_update >= self.config.target_update_interval:
-                self.target_agent.load_state_dict(self.agent.state_dict())
-                self.target_mixer.load_state_dict(self.mixer.state_dict())
+                copy_targets(self)
                 self.last_target_update = self.batches
             self.batches += 1
             for k, v in zip(sums, (dec, ssl, value, plan, weight), strict=True):
@@ -354,20 +354,12 @@ class Hissd(Learner):
                 "grad_norm": grad_norm, **metrics}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"agent": self.agent.state_dict(), "mixer": self.mixer.state_dict(),
-                "target_agent": self.target_agent.state_dict(),
-                "target_mixer": self.target_mixer.state_dict(),
-                "optimiser": self.optimiser.state_dict(), "batches": self.batches,
+        return {**networks_state(self), "batches": self.batches,
                 "last_target_update": self.last_target_update,
                 "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.agent.load_state_dict(state["agent"])
-        self.mixer.load_state_dict(state["mixer"])
-        self.target_agent.load_state_dict(state["target_agent"])
-        self.target_mixer.load_state_dict(state["target_mixer"])
-        if "optimiser" in state:
-            self.optimiser.load_state_dict(state["optimiser"])
+        load_networks(self, state)
         self.batches = state.get("batches", 0)
         self.last_target_update = state.get("last_target_update", 0)
         if "generator" in state:

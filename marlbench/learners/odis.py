@@ -32,6 +32,7 @@ from torch.nn import functional as F
 from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
 from marlbench.learners.base import Learner, LearnerConfig, Policy, register
+from marlbench.learners.updet_m import copy_targets, load_networks, networks_state
 from marlbench.nets.entity import entity_widths
 from marlbench.nets.history import HistoryTransformer
 from marlbench.nets.mixers import (
@@ -237,8 +238,7 @@ class Odis(Learner):
         if phase == 2:  # hard copies every ``target_update_interval`` phase-2 batches (t_env)
             t_env = self.batches - self.pretrain_updates
             if t_env - self.last_target_update >= self.config.target_update_interval:
-                self.target_agent.load_state_dict(self.agent.state_dict())
-                self.target_mixer.load_state_dict(self.mixer.state_dict())
+                copy_targets(self)
                 self.last_target_update = t_env
         self.batches += len(batches)
         return {"phase": float(phase), **metrics}
@@ -250,18 +250,13 @@ class Odis(Learner):
         self.optimiser = self._optimiser(self.config.critic_lr)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"agent": self.agent.state_dict(), "mixer": self.mixer.state_dict(),
-                "target_agent": self.target_agent.state_dict(),
-                "target_mixer": self.target_mixer.state_dict(),
-                "optimiser": self.optimiser.state_dict(), "batches": self.batches,
+        return {**networks_state(self), "batches": self.batches,
                 "pretrain_updates": self.pretrain_updates,
                 "last_target_update": self.last_target_update}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.agent.load_state_dict(state["agent"])
-        self.mixer.load_state_dict(state["mixer"])
-        self.target_agent.load_state_dict(state["target_agent"])
-        self.target_mixer.load_state_dict(state["target_mixer"])
+        # the optimiser last: entering phase 2 replaces it
+        load_networks(self, {k: v for k, v in state.items() if k != "optimiser"})
         self.batches = state.get("batches", 0)
         self.pretrain_updates = state.get("pretrain_updates", self.pretrain_updates)
         self.last_target_update = state.get("last_target_update", 0)

@@ -65,6 +65,29 @@ def td_terms(
     return q_tot, y, mask, greedy
 
 
+NETWORKS = ("agent", "mixer", "target_agent", "target_mixer")
+
+
+def copy_targets(learner: Any) -> None:
+    """Hard copy of the online agent and mixer into their targets."""
+    learner.target_agent.load_state_dict(learner.agent.state_dict())
+    learner.target_mixer.load_state_dict(learner.mixer.state_dict())
+
+
+def networks_state(learner: Any) -> dict[str, Any]:
+    """State of the agent, mixer, their targets and the optimiser."""
+    return {**{k: getattr(learner, k).state_dict() for k in NETWORKS},
+            "optimiser": learner.optimiser.state_dict()}
+
+
+def load_networks(learner: Any, state: dict[str, Any]) -> None:
+    """Inverse of :func:`networks_state` (the optimiser only when saved)."""
+    for k in NETWORKS:
+        getattr(learner, k).load_state_dict(state[k])
+    if "optimiser" in state:
+        learner.optimiser.load_state_dict(state["optimiser"])
+
+
 class ValueLearner(Learner):
     """Per-agent Q values from ``make_agent`` mixed by ``config.mixer``, with a target agent
     and mixer copied every ``config.target_update_interval`` optimiser steps."""
@@ -86,22 +109,13 @@ class ValueLearner(Learner):
     def after_step(self) -> None:
         self.steps += 1
         if self.steps % self.config.target_update_interval == 0:
-            self.target_agent.load_state_dict(self.agent.state_dict())
-            self.target_mixer.load_state_dict(self.mixer.state_dict())
+            copy_targets(self)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"agent": self.agent.state_dict(), "mixer": self.mixer.state_dict(),
-                "target_agent": self.target_agent.state_dict(),
-                "target_mixer": self.target_mixer.state_dict(),
-                "optimiser": self.optimiser.state_dict(), "steps": self.steps}
+        return {**networks_state(self), "steps": self.steps}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.agent.load_state_dict(state["agent"])
-        self.mixer.load_state_dict(state["mixer"])
-        self.target_agent.load_state_dict(state["target_agent"])
-        self.target_mixer.load_state_dict(state["target_mixer"])
-        if "optimiser" in state:
-            self.optimiser.load_state_dict(state["optimiser"])
+        load_networks(self, state)
         self.steps = state.get("steps", 0)
 
 
