@@ -7,16 +7,17 @@ from pathlib import Path
 import typer
 
 from marlbench.cli.common import console, user_errors
-from marlbench.cli.report import main_table_of
+from marlbench.cli.report import table_of
 
 baseline_app = typer.Typer(help="Save the per-cell statistics of a results directory as a "
                            "baseline for `marlbench check`.", no_args_is_help=True)
 
 
-def _failed_jobs(results_dir: Path, suite: str | None) -> list[str]:
-    from marlbench.results.store import job_states
-
-    states = job_states(results_dir, suite)
+def _failed_jobs(res) -> list[str]:
+    """Eval jobs failed or skipped in every merged directory."""
+    states = res.states
+    if states.empty:
+        return []
     bad = states[states["state"].isin(["failed", "skipped"])]
     return [f"{row.title} ({row.state})" for row in bad.itertuples()]
 
@@ -24,7 +25,8 @@ def _failed_jobs(results_dir: Path, suite: str | None) -> list[str]:
 @baseline_app.command("save")
 @user_errors
 def save(
-    results_dir: Path = typer.Argument(..., help="Results directory of a finished run"),
+    results_dirs: list[Path] = typer.Argument(..., help="Results directory of a finished run "
+                                              "(several are merged)"),
     to: Path = typer.Option(..., "--to", help="Baseline file, e.g. results/baselines/smoke.json"),
     suite: str = typer.Option(None, "--suite", help="Only this suite's latest run"),
     checkpoint: str = typer.Option(None, "--checkpoint", help="final | best | last_k"),
@@ -35,9 +37,11 @@ def save(
     Example: marlbench baseline save results --to results/baselines/smoke.json
     """
     from marlbench.results.baseline import baseline_doc, save_baseline
+    from marlbench.results.store import load_results
 
-    table, _ = main_table_of(results_dir, suite, checkpoint, last_k)
-    failed = _failed_jobs(results_dir, suite)
+    res = load_results(results_dirs, suite)
+    table = table_of(res, checkpoint, last_k)
+    failed = _failed_jobs(res)
     doc = baseline_doc(table, suite, failed)
     save_baseline(to, doc)
     console.print(f"saved {len(doc['cells'])} cells to {to}"
@@ -46,7 +50,8 @@ def save(
 
 @user_errors
 def check(
-    results_dir: Path = typer.Argument(Path("results"), help="Results directory to check"),
+    results_dirs: list[Path] = typer.Argument(None, help="Results directory to check "
+                                              "(default: results; several are merged)"),
     baseline: Path = typer.Option(..., "--baseline", "-b", help="Baseline file"),
     tolerance: float = typer.Option(5.0, "--tolerance", help="Allowed drop per cell in "
                                     "win-rate points"),
@@ -66,11 +71,12 @@ def check(
 
     from marlbench.results.baseline import check as run_check
     from marlbench.results.baseline import junit_xml, load_baseline, summary_markdown
+    from marlbench.results.store import load_results
 
     ref = load_baseline(baseline)
-    table, _ = main_table_of(results_dir, suite or ref.get("suite"), ref.get("checkpoint"),
-                             None)
-    result = run_check(table, ref, tolerance, sigma, _failed_jobs(results_dir, suite))
+    res = load_results(results_dirs or [Path("results")], suite or ref.get("suite"))
+    table = table_of(res, ref.get("checkpoint"), None)
+    result = run_check(table, ref, tolerance, sigma, _failed_jobs(res))
     out = Table(title=f"marlbench check against {baseline}")
     for col in ("Scenario", "Algorithm", "Baseline", "Now", "Δ", "Allowed", "Result"):
         out.add_column(col, justify="left" if col in ("Scenario", "Algorithm", "Result")

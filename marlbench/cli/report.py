@@ -12,7 +12,9 @@ from marlbench.errors import UserError
 
 @user_errors
 def report(
-    results_dir: Path = typer.Argument(Path("results"), help="Results directory"),
+    results_dirs: list[Path] = typer.Argument(
+        None, help="Results directories (default: results); several are merged, e.g. seeds "
+        "run on different machines"),
     table: str = typer.Option("main", "--table", "-t",
                               help="main | quality | task | ablation (bare --table = main)"),
     fmt: str = typer.Option("rich", "--format", "-f", help="rich | md | latex | csv | json"),
@@ -46,15 +48,20 @@ def report(
     Example: marlbench report results --compare stairs-former
     Example: marlbench report results --stats --reps 5000
     Example: marlbench report results --plots figures/ --html report.html
+    Example: marlbench report results-machine-a results-machine-b --table quality
     """
     from marlbench.results import render
+    from marlbench.results.store import load_results
 
     if fmt not in render.FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of: {', '.join(render.FORMATS)}")
-    result, records = main_table_of(results_dir, suite, checkpoint, last_k, table, stat)
+    res = load_results(results_dirs or [Path("results")], suite)
+    result, records = table_of(res, checkpoint, last_k, table, stat), res.records
+    merged = merge_note(res)
+    if merged and fmt == "rich":
+        console.print(merged, style="dim")
     if plots or html_out:
-        _figures_and_html(results_dir, suite, checkpoint, last_k, stat, plots, html_out,
-                          reps, boot_seed)
+        _figures_and_html(res, checkpoint, last_k, stat, plots, html_out, reps, boot_seed)
         return
     if stats:
         from marlbench.results.aggregate import select_checkpoint
@@ -94,16 +101,21 @@ def report(
     if fmt == "rich":
         console.print(render.to_rich(result))
         console.print(render.footer(result), style="dim")
-    else:
-        print(render.render(result, fmt), end="")
+        return
+    print(render.render(result, fmt), end="")
+    if merged and fmt == "md":
+        print(f"\n{merged}")
+    elif merged and fmt == "latex":
+        print(f"% {merged}")
+    elif merged:
+        typer.echo(merged, err=True)
 
 
-def main_table_of(results_dir: Path, suite: str | None, checkpoint: str | None,
-                  last_k: int | None, table: str = "main", stat: str = "mean"):
-    """A report table of a results directory (latest plans; the suite's checkpoint rule unless
-    overridden; planned qualities and seeds from the plans) and the records it came from."""
+def table_of(res, checkpoint: str | None, last_k: int | None, table: str = "main",
+             stat: str = "mean"):
+    """A report table of loaded results (latest plans; the suite's checkpoint rule unless
+    overridden; planned qualities and seeds from the plans)."""
     from marlbench.results.aggregate import BUILDERS, CHECKPOINT_RULES, STATS, Plan
-    from marlbench.results.store import Store, job_states, load_records
 
     if table not in BUILDERS:
         raise UserError(f"unknown table {table!r}; choose one of: {', '.join(BUILDERS)}")
@@ -114,27 +126,35 @@ def main_table_of(results_dir: Path, suite: str | None, checkpoint: str | None,
     if checkpoint is not None and checkpoint not in CHECKPOINT_RULES:
         raise UserError(f"unknown checkpoint rule {checkpoint!r}; choose one of: "
                         f"{', '.join(CHECKPOINT_RULES)}")
-    if not results_dir.is_dir():
-        raise UserError(f"results directory {results_dir} does not exist")
-    records = load_records(results_dir, suite)
-    if records.empty:
-        raise UserError(f"no evaluation records in {results_dir}; run a suite first "
+    if res.records.empty:
+        where = ", ".join(map(str, res.dirs))
+        raise UserError(f"no evaluation records in {where}; run a suite first "
                         "(marlbench run suites/smoke.yaml)")
-    plans = [p for p in Store(results_dir, results_dir).plans() if suite in (None, p["suite"])]
+    plans = res.plans
     rule = checkpoint or (plans[0]["checkpoint"] if plans else "final")
     k = last_k or (plans[0]["last_k"] if plans else 3)
     labels = list(dict.fromkeys(label for p in plans for label in p["labels"])) or None
     sets = list(dict.fromkeys(s for p in plans for s in p["task_sets"])) or None
     qualities = list(dict.fromkeys(q for p in plans for q in p.get("qualities", []))) or None
     seeds = list(dict.fromkeys(x for p in plans for x in p.get("seeds", []))) or None
-    plan = Plan(qualities, seeds, job_states(results_dir, suite) if plans else None)
-    built = BUILDERS[table](records, rule, k, labels, sets, stat, plan)
-    return built, records
+    plan = Plan(qualities, seeds, res.states if plans else None)
+    return BUILDERS[table](res.records, rule, k, labels, sets, stat, plan)
 
 
-def _figures_and_html(results_dir: Path, suite: str | None, checkpoint: str | None,
-                      last_k: int | None, stat: str, plots: Path | None, html_out: Path | None,
-                      reps: int, boot_seed: int) -> None:
+def merge_note(res) -> str | None:
+    """Say where merged numbers came from (None for one directory)."""
+    if len(res.dirs) < 2:
+        return None
+    note = f"Merged from {len(res.dirs)} results directories: {', '.join(map(str, res.dirs))}."
+    if res.duplicates:
+        note += (f" {res.duplicates} records present in more than one of them "
+                 "were counted once.")
+    return note
+
+
+def _figures_and_html(res, checkpoint: str | None, last_k: int | None, stat: str,
+                      plots: Path | None, html_out: Path | None, reps: int,
+                      boot_seed: int) -> None:
     import tempfile
 
     from marlbench.results import plots as figs
@@ -142,11 +162,9 @@ def _figures_and_html(results_dir: Path, suite: str | None, checkpoint: str | No
     from marlbench.results.aggregate import BUILDERS, select_checkpoint
     from marlbench.results.html import write_html
     from marlbench.results.robust import robust_report
-    from marlbench.results.store import Store
 
-    tables = [main_table_of(results_dir, suite, checkpoint, last_k, name, stat)[0]
-              for name in BUILDERS]
-    main, records = main_table_of(results_dir, suite, checkpoint, last_k, "main", stat)
+    tables = [table_of(res, checkpoint, last_k, name, stat) for name in BUILDERS]
+    main, records = tables[list(BUILDERS).index("main")], res.records
     labels = main.columns
     rates = select_checkpoint(records, main.rule)
     rep = robust_report(rates, labels, reps, boot_seed)
@@ -158,9 +176,7 @@ def _figures_and_html(results_dir: Path, suite: str | None, checkpoint: str | No
         if plots:
             console.print(f"wrote {len(paths)} figures to {plots}")
         if html_out:
-            plans = [p for p in Store(results_dir, results_dir).plans()
-                     if suite in (None, p["suite"])]
             versions = sorted({str(v) for v in records["versions"].dropna()})
-            write_html(html_out, tables, paths, render.robust_to_markdown(rep), plans,
-                       versions, results_dir)
+            write_html(html_out, tables, paths, render.robust_to_markdown(rep), res.plans,
+                       versions, res.dirs, merge_note(res))
             console.print(f"wrote {html_out}")

@@ -60,9 +60,13 @@ def markdown_block(text: str) -> str:
 
 
 def write_html(path: Path, tables: list[Table], figures: list[Path], robust_md: str | None,
-               plans: list[dict], versions: list[str], results_dir: Path) -> None:
-    parts = [f"<h1>marlbench report</h1><p class='note'>Results: {html.escape(str(results_dir))}"
+               plans: list[dict], versions: list[str], results_dirs: list[Path],
+               merge_note: str | None = None) -> None:
+    where = ", ".join(str(d) for d in results_dirs)
+    parts = [f"<h1>marlbench report</h1><p class='note'>Results: {html.escape(where)}"
              f" · written {time.strftime('%Y-%m-%d %H:%M')} by marlbench {__version__}</p>"]
+    if merge_note:
+        parts.append(f"<p class='note'>{html.escape(merge_note)}</p>")
     if tables:
         parts.append(f"<p class='note'>{html.escape(render.rule_text(tables[0]))}</p>")
     parts += [table_html(t) for t in tables]

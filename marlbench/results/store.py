@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +140,89 @@ def job_states(results_dir: Path, suite: str | None = None) -> pd.DataFrame:
                          "state": st["state"] if st else "not run",
                          **{k: info.get(k) for k in EVAL_KEYS}})
     return pd.DataFrame(rows, columns=["suite", "job_id", "title", "state", *EVAL_KEYS])
+
+
+STATE_RANK = {"done": 3, "failed": 2, "skipped": 1, "not run": 0}
+
+
+@dataclass
+class Results:
+    """What one or several results directories hold, merged: evaluation records, the latest
+    plan per suite and the state of every planned eval job."""
+
+    dirs: list[Path]
+    records: pd.DataFrame
+    plans: list[dict]
+    states: pd.DataFrame
+    duplicates: int = 0  # records present in more than one directory, counted once
+
+
+def _merge_plans(plans: list[dict]) -> list[dict]:
+    """One plan per suite: the union of task sets, qualities, seeds, labels and jobs (so seeds
+    run on different machines under the same suite name add up)."""
+    merged: dict[str, dict] = {}
+    for plan in plans:
+        m = merged.setdefault(plan["suite"], {**plan, "jobs": {}})
+        for key in ("task_sets", "qualities", "seeds", "labels"):
+            m[key] = list(dict.fromkeys([*m.get(key, []), *plan.get(key, [])]))
+        m["jobs"] = {**m["jobs"], **plan["jobs"]}
+        m["created"] = max(m.get("created", ""), plan.get("created", ""))
+    return list(merged.values())
+
+
+IDENTITY = ["suite", "label", "task_set", "quality", "seed", "task", "step"]
+
+
+def _refuse_conflicts(records: pd.DataFrame) -> None:
+    """Two directories holding the same evaluation (suite, label, task set, quality, seed,
+    task, step) from different configurations would be averaged into one seed: refuse."""
+    if records.empty or records["source"].nunique() < 2:
+        return
+    counts = records.groupby(IDENTITY, dropna=False)[["job_id", "source"]].nunique()
+    bad = counts[(counts["job_id"] > 1) & (counts["source"] > 1)]
+    if bad.empty:
+        return
+    ident = dict(zip(IDENTITY, bad.index[0], strict=True))
+    mask = (records[IDENTITY] == pd.Series(ident)).all(axis=1)
+    r = records[mask].iloc[0]
+    sources = ", ".join(sorted(records[mask]["source"].unique()))
+    raise UserError(
+        f"{r['label']} seed {r['seed']} on {r['task_set']}/{r['quality']} (suite {r['suite']}) "
+        f"was run with different configurations in {sources}; merged, two configurations "
+        "would be averaged as one seed. Give one of them another label, or report the "
+        "directories separately.")
+
+
+def load_results(dirs: Path | list[Path], suite: str | None = None) -> Results:
+    """Load and merge results directories. A record found in several directories (same eval
+    job, task and step: a copied or re-synced run) counts once; an eval job's state is the most
+    advanced one found (done > failed > skipped > not run)."""
+    dirs = [Path(d) for d in ([dirs] if isinstance(dirs, (str, Path)) else dirs)]
+    for d in dirs:
+        if not d.is_dir():
+            raise UserError(f"results directory {d} does not exist")
+    per_dir = [Store(d, d).plans() for d in dirs]
+    if suite is not None and not any(p["suite"] == suite for ps in per_dir for p in ps):
+        known = ", ".join(sorted({p["suite"] for ps in per_dir for p in ps})) or "none"
+        where = ", ".join(map(str, dirs))
+        raise UserError(f"no runs of suite {suite!r} in {where}; suites there: {known}")
+    frames, states = [], []
+    for d, ps in zip(dirs, per_dir, strict=True):
+        if suite is not None and not any(p["suite"] == suite for p in ps):
+            continue
+        frames.append(load_records(d, suite).assign(source=str(d)))
+        states.append(job_states(d, suite))
+    records = pd.concat([f for f in frames if not f.empty] or frames, ignore_index=True)
+    _refuse_conflicts(records)
+    before = len(records)
+    records = records.drop_duplicates([*IDENTITY, "job_id"], keep="first")
+    records = records.drop(columns="source")
+    states_df = pd.concat(states, ignore_index=True)
+    if not states_df.empty:
+        states_df = (states_df.assign(rank=states_df["state"].map(STATE_RANK).fillna(0))
+                     .sort_values("rank", ascending=False, kind="stable")
+                     .drop_duplicates("job_id").drop(columns="rank")
+                     .sort_index().reset_index(drop=True))
+    plans = _merge_plans([p for ps in per_dir for p in ps if suite in (None, p["suite"])])
+    return Results(dirs, records.reset_index(drop=True), plans, states_df,
+                   before - len(records))
