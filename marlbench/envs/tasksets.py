@@ -17,6 +17,7 @@ class TaskSet:
     test: tuple[str, ...]
     source: str
     backends: tuple[str, ...]
+    family: str = "smac"  # tables average task sets only within one family
 
     @property
     def unseen(self) -> tuple[str, ...]:
@@ -63,6 +64,7 @@ TASK_SETS: dict[str, TaskSet] = {
             ("3m", "4m", "5m"),
             "ODIS / HiSSD toy.yaml (train 3m medium; test 3m, 4m, 5m)",
             ("smax", "sc2"),
+            family="toy",
         ),
         TaskSet(
             "stalker_zealot",
@@ -84,6 +86,7 @@ TASK_SETS: dict[str, TaskSet] = {
                 "defined by marlbench: no canonical published multi-task SMACv2 split exists "
                 "(protocol.md §1); unit mixes drawn each episode, surround-or-reflect starts",
                 ("smax", "sc2"),
+                family="smacv2",
             )
             for race in ("protoss", "terran", "zerg")
         ),
@@ -94,9 +97,13 @@ TASK_SETS: dict[str, TaskSet] = {
             ("cn-2", "cn-3", "cn-4", "cn-5"),
             "ODIS / STAIRS-Former task configs cn-{expert,medium}.yaml",
             ("grid",),
+            family="cn",
         ),
     ]
 }
+
+
+FAMILY_TITLES = {"smac": "SMAC", "smacv2": "SMACv2", "toy": "Toy", "cn": "CN"}
 
 
 def get_task_set(name: str) -> TaskSet:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from marlbench.envs.tasksets import get_task_set
+from marlbench.envs.tasksets import FAMILY_TITLES, get_task_set
 
 CHECKPOINT_RULES = ("final", "best", "last_k")
 STATS = ("mean", "median", "iqm")
@@ -102,6 +102,7 @@ class Table:
     stat: str = "mean"
     sections: list[int] = field(default_factory=list)  # rows after which a rule is drawn
     best_along: str = "row"  # bold the best value of each row (or "column")
+    families: list[str] = field(default_factory=list)  # task set families, in row order
 
 
 MainTable = Table  # the main table is one Table among several
@@ -209,16 +210,38 @@ def _context(records: pd.DataFrame, rule: str, k: int, labels: list[str] | None,
     return runs, labels, task_sets
 
 
+def families_of(task_sets: list[str]) -> dict[str, list[str]]:
+    """Task sets grouped by family (SMAC, SMACv2, ...), in order of first appearance."""
+    out: dict[str, list[str]] = {}
+    for t in task_sets:
+        out.setdefault(get_task_set(t).family, []).append(t)
+    return out
+
+
+def family_prefix(family: str, several: bool) -> str:
+    return f"{FAMILY_TITLES.get(family, family)} · " if several else ""
+
+
 def main_table(records: pd.DataFrame, rule: str = "final", k: int = 3,
                labels: list[str] | None = None, task_sets: list[str] | None = None,
                stat: str = "mean", plan: Plan | None = None) -> Table:
     """The STAIRS-Former main-table layout: Seen · <set> rows, Seen · Mean, Unseen · Mean,
-    Total Mean; one column per algorithm label; win rate in %."""
+    Total Mean; one column per algorithm label; win rate in %. Means never cross task set
+    families: with several (e.g. SMAC and SMACv2 sets) each family gets its own Mean rows,
+    prefixed by the family's name."""
     plan = plan or Plan()
     runs, labels, task_sets = _context(records, rule, k, labels, task_sets)
     per_seed = seed_means(runs, plan)
     titles = {t: get_task_set(t).title for t in task_sets}
-    rows = [f"Seen · {titles[t]}" for t in task_sets] + [r for _, r in CROSS_ROWS]
+    fams = families_of(task_sets)
+    several = len(fams) > 1
+    rows: list[str] = []
+    sections: list[int] = []
+    for fam, sets in fams.items():
+        rows += [f"Seen · {titles[t]}" for t in sets]
+        sections.append(len(rows) - 1)
+        rows += [family_prefix(fam, several) + r for _, r in CROSS_ROWS]
+        sections.append(len(rows) - 1)
     cells: dict[tuple[str, str], Cell] = {}
     for label in labels:
         mine = per_seed[per_seed["label"] == label] if not per_seed.empty else per_seed
@@ -226,23 +249,25 @@ def main_table(records: pd.DataFrame, rule: str = "final", k: int = 3,
             values = mine[mine["task_set"] == t]["seen"] if not mine.empty else pd.Series()
             cells[(f"Seen · {titles[t]}", label)] = make_cell(
                 values, stat, plan, plan.reason(label, t))
-        for metric, row in CROSS_ROWS:
-            cells[(row, label)] = make_cell(_cross_set(mine, task_sets, metric), stat, plan,
-                                            plan.reason(label))
+        for fam, sets in fams.items():
+            for metric, row in CROSS_ROWS:
+                cells[(family_prefix(fam, several) + row, label)] = make_cell(
+                    _cross_set(mine, sets, metric), stat, plan, plan.reason(label))
     return Table("main", "Average win rate (%)", "Scenario", rows, labels, cells, rule, stat,
-                 sections=[len(task_sets) - 1])
+                 sections=sections[:-1], families=list(fams))
 
 
 def ablation_table(records: pd.DataFrame, rule: str = "final", k: int = 3,
                    labels: list[str] | None = None, task_sets: list[str] | None = None,
                    stat: str = "mean", plan: Plan | None = None) -> Table:
     """The STAIRS-Former ablation layout: one row per variant label; Seen · Mean,
-    Unseen · Mean, Total Mean across the task sets present."""
+    Unseen · Mean, Total Mean across the task sets present (per family when several)."""
     main = main_table(records, rule, k, labels, task_sets, stat, plan)
-    cols = [r for _, r in CROSS_ROWS]
+    several = len(main.families) > 1
+    cols = [family_prefix(f, several) + r for f in main.families for _, r in CROSS_ROWS]
     cells = {(label, col): main.cells[(col, label)] for label in main.columns for col in cols}
     return Table("ablation", "Ablation: average win rate (%)", "Variant", list(main.columns),
-                 cols, cells, rule, stat, best_along="column")
+                 cols, cells, rule, stat, best_along="column", families=main.families)
 
 
 def quality_table(records: pd.DataFrame, rule: str = "final", k: int = 3,

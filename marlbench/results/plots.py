@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from marlbench.envs.tasksets import get_task_set  # noqa: E402
-from marlbench.results.aggregate import CROSS_ROWS, Table  # noqa: E402
+from marlbench.results.aggregate import CROSS_ROWS, Table, family_prefix  # noqa: E402
 from marlbench.results.robust import RobustReport, profile_intervals, scores_by_label  # noqa: E402
 
 
@@ -75,22 +75,29 @@ def learning_curves(records: pd.DataFrame, labels: list[str], out: Path) -> list
 
 
 def split_bars(table: Table, out: Path) -> list[Path]:
-    """Grouped bars: Seen · Mean, Unseen · Mean, Total Mean per algorithm (± std)."""
+    """Grouped bars: Seen · Mean, Unseen · Mean, Total Mean per algorithm (± std); one figure
+    per task set family when the table has several."""
     labels = table.columns
-    rows = [r for _, r in CROSS_ROWS]
-    width = 0.8 / len(rows)
-    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(labels)), 3.5))
-    x = np.arange(len(labels))
-    for i, row in enumerate(rows):
-        cells = [table.cells[(row, lab)] for lab in labels]
-        vals = [np.nan if c.missing else c.value for c in cells]
-        errs = [0 if c.missing else c.std for c in cells]
-        ax.bar(x + (i - (len(rows) - 1) / 2) * width, vals, width, yerr=errs, capsize=2,
-               label=row)
-    ax.set_xticks(x, labels, rotation=20, ha="right")
-    ax.set_ylabel("win rate (%)")
-    ax.legend(fontsize=8)
-    return _save(fig, out, "seen_unseen_total")
+    families = table.families or [None]
+    several = len(families) > 1
+    paths: list[Path] = []
+    for fam in families:
+        prefix = family_prefix(fam, several) if fam else ""
+        rows = [prefix + r for _, r in CROSS_ROWS]
+        width = 0.8 / len(rows)
+        fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(labels)), 3.5))
+        x = np.arange(len(labels))
+        for i, row in enumerate(rows):
+            cells = [table.cells[(row, lab)] for lab in labels]
+            vals = [np.nan if c.missing else c.value for c in cells]
+            errs = [0 if c.missing else c.std for c in cells]
+            ax.bar(x + (i - (len(rows) - 1) / 2) * width, vals, width, yerr=errs, capsize=2,
+                   label=row)
+        ax.set_xticks(x, labels, rotation=20, ha="right")
+        ax.set_ylabel("win rate (%)")
+        ax.legend(fontsize=8)
+        paths += _save(fig, out, f"seen_unseen_total_{fam}" if several else "seen_unseen_total")
+    return paths
 
 
 def performance_profiles(task_rates: pd.DataFrame, labels: list[str], out: Path,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from marlbench.errors import UserError
-from marlbench.results.aggregate import Table
+from marlbench.results.aggregate import CROSS_ROWS, Table, family_prefix
 
 BACKEND_NAMES = {"smax": "the embedded SMAX simulator", "sc2": "StarCraft II",
                  "smacv2": "StarCraft II (SMACv2)"}
@@ -49,13 +49,27 @@ def _value(v: float | dict) -> float:
     return float(v["mean"]) if isinstance(v, dict) else float(v)
 
 
-def published_cells(doc: dict) -> dict[tuple[str, str], float]:
-    """Every (row, column) of every table of a published file, first table winning."""
+def published_cells(doc: dict, families: list[str] | None = None
+                    ) -> dict[tuple[str, str], float]:
+    """Every (row, column) of every table of a published file, first table winning. A table
+    tagged with a task set family (``"family": "smacv2"``) meets only that family's cells:
+    it is skipped when our table lacks the family, and its Mean rows (or columns) take the
+    family prefix our table gives them when it holds several families."""
+    several = bool(families) and len(families) > 1
+    cross = {r for _, r in CROSS_ROWS}
     cells: dict[tuple[str, str], float] = {}
     for table in doc["tables"].values():
+        fam = table.get("family")
+        if fam and families and fam not in families:
+            continue
+        prefix = family_prefix(fam, several) if fam else ""
+
+        def name(x: str, prefix: str = prefix) -> str:
+            return prefix + x if x in cross else x
+
         for row, cols in table["cells"].items():
             for col, v in cols.items():
-                cells.setdefault((row, col), _value(v))
+                cells.setdefault((name(row), name(col)), _value(v))
     return cells
 
 
@@ -94,7 +108,8 @@ def compare(table: Table, name: str, backends: list[str]) -> Comparison:
             raise UserError(f"{name} has no table {only!r}; choose one of: "
                             f"{', '.join(doc['tables'])}")
         doc = {**doc, "tables": {only: doc["tables"][only]}}
-    result = Comparison(table, published_cells(doc), doc, sorted(set(backends)))
+    result = Comparison(table, published_cells(doc, table.families), doc,
+                        sorted(set(backends)))
     if result.matched == 0:
         raise UserError(f"no cell of this table has a published counterpart in {name!r} "
                         f"(its columns: {', '.join(sorted({c for _, c in result.published}))}); "
