@@ -29,50 +29,109 @@ Scores = list[np.ndarray]  # one array of run scores per task
 METRICS = ("median", "iqm", "mean", "optimality_gap")
 
 
-def _flat(scores: Scores) -> np.ndarray:
-    return np.concatenate([np.asarray(s, dtype=float) for s in scores])
+@dataclass
+class Padded:
+    """Scores as a batch of replicates: ``values`` (R, tasks, max runs), padded where a task
+    has fewer runs; ``mask`` (tasks, max runs) marks the real runs. Every statistic below is
+    computed on such a batch at once, the point estimate being a batch of one."""
+
+    values: np.ndarray
+    mask: np.ndarray
+
+    @classmethod
+    def of(cls, scores: Scores) -> Padded:
+        arrays = [np.asarray(s, dtype=float).ravel() for s in scores]
+        if not arrays or any(a.size == 0 for a in arrays):
+            raise ValueError("every task needs at least one run score")
+        width = max(a.size for a in arrays)
+        values = np.zeros((1, len(arrays), width))
+        mask = np.zeros((len(arrays), width), dtype=bool)
+        for t, a in enumerate(arrays):
+            values[0, t, : a.size], mask[t, : a.size] = a, True
+        return cls(values, mask)
+
+    @property
+    def counts(self) -> np.ndarray:
+        return self.mask.sum(axis=1)
+
+    def resample(self, rng: np.random.Generator, reps: int) -> Padded:
+        """``reps`` stratified-bootstrap replicates: each task's runs drawn with replacement
+        from that task's own runs."""
+        _, tasks, width = self.values.shape
+        idx = (rng.random((reps, tasks, width)) * self.counts[None, :, None]).astype(np.intp)
+        picked = np.take_along_axis(np.broadcast_to(self.values, (reps, tasks, width)), idx, 2)
+        return Padded(picked, self.mask)
+
+    def task_means(self) -> np.ndarray:  # (R, tasks)
+        return np.where(self.mask, self.values, 0.0).sum(axis=2) / self.counts
+
+    def flat(self) -> np.ndarray:  # (R, all real run scores)
+        return self.values[:, self.mask]
+
+
+def _iqm(b: Padded) -> np.ndarray:
+    x = np.sort(b.flat(), axis=1)
+    cut = int(np.floor(0.25 * x.shape[1]))
+    return x[:, cut: x.shape[1] - cut].mean(axis=1)
+
+
+def _optimality_gap(b: Padded, gamma: float = 1.0) -> np.ndarray:
+    return gamma - np.minimum(b.flat(), gamma).mean(axis=1)
+
+
+BATCHED: dict[str, Callable[[Padded], np.ndarray]] = {
+    "median": lambda b: np.median(b.task_means(), axis=1),
+    "iqm": _iqm,
+    "mean": lambda b: b.task_means().mean(axis=1),
+    "optimality_gap": _optimality_gap,
+}
+
+
+def _one(metric: str, scores: Scores) -> float:
+    return float(BATCHED[metric](Padded.of(scores))[0])
 
 
 def iqm(scores: Scores) -> float:
-    x = np.sort(_flat(scores))
-    cut = int(np.floor(0.25 * x.size))
-    return float(x[cut: x.size - cut].mean())
+    """Mean of the middle 50 % of all (run, task) scores."""
+    return _one("iqm", scores)
 
 
 def mean(scores: Scores) -> float:
-    return float(np.mean([np.mean(s) for s in scores]))
+    return _one("mean", scores)
 
 
 def median(scores: Scores) -> float:
-    return float(np.median([np.mean(s) for s in scores]))
+    return _one("median", scores)
 
 
 def optimality_gap(scores: Scores, gamma: float = 1.0) -> float:
-    return float(gamma - np.minimum(_flat(scores), gamma).mean())
+    return float(_optimality_gap(Padded.of(scores), gamma)[0])
 
 
-AGGREGATES: dict[str, Callable[[Scores], float]] = {
-    "median": median, "iqm": iqm, "mean": mean, "optimality_gap": optimality_gap}
+def _improvement(x: Padded, y: Padded) -> np.ndarray:
+    """P(X > Y) per replicate: per task the Mann-Whitney statistic over the real runs of both
+    (ties ½), then the mean over tasks."""
+    xv, yv = x.values[:, :, :, None], y.values[:, :, None, :]
+    wins = (xv > yv) + 0.5 * (xv == yv)
+    pairs = x.mask[:, :, None] & y.mask[:, None, :]
+    per_task = (wins * pairs).sum(axis=(2, 3)) / pairs.sum(axis=(1, 2))
+    return per_task.mean(axis=1)
 
 
 def probability_of_improvement(x: Scores, y: Scores) -> float:
     """P(X > Y) averaged over tasks; x and y list the same tasks in the same order."""
     if len(x) != len(y):
         raise ValueError("both algorithms need scores on the same tasks")
-    per_task = []
-    for xs, ys in zip(x, y, strict=True):
-        xs, ys = np.asarray(xs, float)[:, None], np.asarray(ys, float)[None, :]
-        per_task.append(float(((xs > ys) + 0.5 * (xs == ys)).mean()))
-    return float(np.mean(per_task))
+    return float(_improvement(Padded.of(x), Padded.of(y))[0])
+
+
+def _profile(b: Padded, taus: np.ndarray) -> np.ndarray:  # (R, taus)
+    return (b.flat()[:, :, None] > np.asarray(taus)[None, None, :]).mean(axis=1)
 
 
 def performance_profile(scores: Scores, taus: np.ndarray) -> np.ndarray:
-    flat = _flat(scores)
-    return np.array([(flat > t).mean() for t in taus])
-
-
-def _resample(scores: Scores, rng: np.random.Generator) -> Scores:
-    return [np.asarray(s)[rng.integers(0, len(s), len(s))] for s in scores]
+    """Fraction of (run, task) scores above each τ."""
+    return _profile(Padded.of(scores), taus)[0]
 
 
 @dataclass
@@ -82,14 +141,18 @@ class Interval:
     high: float
 
 
-def bootstrap(stat: Callable[..., float | np.ndarray], *samples: Scores, reps: int = 2000,
-              seed: int = 0, alpha: float = 0.05) -> tuple:
-    """Point estimate and percentile interval of ``stat(*samples)`` under the stratified
-    bootstrap (each sample's tasks resampled independently)."""
+def bootstrap(stat: Callable[..., np.ndarray], *samples: Scores, reps: int = 2000,
+              seed: int = 0, alpha: float = 0.05, chunk: int = 250) -> tuple:
+    """Point estimate and percentile interval of a batched statistic (``stat(*Padded)`` →
+    one value, or one row, per replicate) under the stratified bootstrap: each sample's tasks
+    resampled independently, ``chunk`` replicates at a time to bound memory."""
     rng = np.random.default_rng(seed)
-    point = np.asarray(stat(*samples), dtype=float)
-    draws = np.stack([np.asarray(stat(*(_resample(s, rng) for s in samples)), dtype=float)
-                      for _ in range(reps)])
+    padded = [Padded.of(s) for s in samples]
+    point = np.asarray(stat(*padded), dtype=float)[0]
+    draws = np.concatenate([
+        np.asarray(stat(*(p.resample(rng, min(chunk, reps - start)) for p in padded)),
+                   dtype=float)
+        for start in range(0, reps, chunk)])
     low = np.percentile(draws, 100 * alpha / 2, axis=0)
     high = np.percentile(draws, 100 * (1 - alpha / 2), axis=0)
     return point, low, high
@@ -97,8 +160,8 @@ def bootstrap(stat: Callable[..., float | np.ndarray], *samples: Scores, reps: i
 
 def aggregate_intervals(scores: Scores, metrics: Sequence[str] = METRICS, reps: int = 2000,
                         seed: int = 0) -> dict[str, Interval]:
-    def all_metrics(s: Scores) -> np.ndarray:
-        return np.array([AGGREGATES[m](s) for m in metrics])
+    def all_metrics(b: Padded) -> np.ndarray:
+        return np.stack([BATCHED[m](b) for m in metrics], axis=1)
 
     point, low, high = bootstrap(all_metrics, scores, reps=reps, seed=seed)
     return {m: Interval(float(p), float(lo), float(hi))
@@ -106,13 +169,15 @@ def aggregate_intervals(scores: Scores, metrics: Sequence[str] = METRICS, reps: 
 
 
 def improvement_interval(x: Scores, y: Scores, reps: int = 2000, seed: int = 0) -> Interval:
-    point, low, high = bootstrap(probability_of_improvement, x, y, reps=reps, seed=seed)
+    if len(x) != len(y):
+        raise ValueError("both algorithms need scores on the same tasks")
+    point, low, high = bootstrap(_improvement, x, y, reps=reps, seed=seed)
     return Interval(float(point), float(low), float(high))
 
 
 def profile_intervals(scores: Scores, taus: np.ndarray, reps: int = 2000,
                       seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return bootstrap(lambda s: performance_profile(s, taus), scores, reps=reps, seed=seed)
+    return bootstrap(lambda b: _profile(b, taus), scores, reps=reps, seed=seed)
 
 
 def scores_by_label(task_rates: pd.DataFrame, labels: Sequence[str]
