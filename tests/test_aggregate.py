@@ -213,3 +213,15 @@ def test_golden_markdown_and_latex(name, fmt, suffix, request):
     if os.environ.get("MARLBENCH_GOLDEN"):
         path.write_text(text)
     assert text == path.read_text()
+
+
+def test_bold_marks_a_best_only_where_some_cell_is_beaten():
+    recs = _frame(_records("A", "marine_easy", "q", 1, 0.5, 0.0),
+                  _records("B", "marine_easy", "q", 1, 0.3, 0.0),
+                  _records("C", "marine_easy", "q", 1, 0.5, 0.0))
+    best = render._best(main_table(recs))
+    assert ("Seen · Marine-Easy", "A") in best and ("Seen · Marine-Easy", "C") in best
+    assert ("Seen · Marine-Easy", "B") not in best
+    assert not any(row == "Unseen · Mean" for row, _ in best)  # 0.0 everywhere: no best
+    tex = render.to_latex(main_table(recs))
+    assert r"\textbf{50.0}" in tex and r"\textbf{0.0}" not in tex

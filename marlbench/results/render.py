@@ -90,15 +90,18 @@ def _tex(text: str) -> str:
 
 
 def _best(table: Table) -> set[tuple[str, str]]:
+    """Cells to set in bold: the best (at the printed precision) of each row, or of each
+    column; none where every cell of the line ties."""
     best = set()
     lines = ([(r, [(r, c) for c in table.columns]) for r in table.rows]
              if table.best_along == "row"
              else [(c, [(r, c) for r in table.rows]) for c in table.columns])
     for _, keys in lines:
         vals = [(table.cells[k].value, k) for k in keys if not table.cells[k].missing]
-        if vals:
-            top = max(v for v, _ in vals)
-            best |= {k for v, k in vals if round(v, 1) == round(top, 1)}
+        top = max((round(v, 1) for v, _ in vals), default=None)
+        winners = {k for v, k in vals if round(v, 1) == top}
+        if len(winners) < len(vals):  # a line where all cells tie (or one cell) has no best
+            best |= winners
     return best
 
 
