@@ -33,6 +33,10 @@ def report(
                                "profiles, probability of improvement"),
     html_out: Path = typer.Option(None, "--html", help="Write one self-contained HTML report "
                                   "(every table, robust statistics, figures, suites, versions)"),
+    screenshot: Path = typer.Option(None, "--screenshot", help="With --html: open the page "
+                                    "in headless Chromium (system install, driven by "
+                                    "playwright), check every table and figure rendered, and "
+                                    "save a full-page PNG here"),
     compare: str = typer.Option(None, "--compare", help="Put published numbers next to ours, "
                                 "cell by cell, with the difference (e.g. stairs-former, "
                                 "stairs-former:ablation; files in results/published/)"),
@@ -60,8 +64,12 @@ def report(
     merged = merge_note(res)
     if merged and fmt == "rich":
         console.print(merged, style="dim")
+    if screenshot and not html_out:
+        raise UserError("--screenshot needs --html FILE (the page to render)")
     if plots or html_out:
         _figures_and_html(res, checkpoint, last_k, stat, plots, html_out, reps, boot_seed)
+        if screenshot:
+            _screenshot(html_out, screenshot)
         return
     if stats:
         from marlbench.results.aggregate import select_checkpoint
@@ -150,6 +158,19 @@ def merge_note(res) -> str | None:
         note += (f" {res.duplicates} records present in more than one of them "
                  "were counted once.")
     return note
+
+
+def _screenshot(html: Path, png: Path) -> None:
+    from marlbench.results.browser import render_report
+
+    seen = render_report(html, png)
+    broken = [i["alt"] for i in seen["images"] if not (i["complete"] and i["w"] > 0)]
+    console.print(f"rendered in Chromium: {len(seen['tables'])} tables, "
+                  f"{len(seen['images'])} figures; screenshot {png}")
+    if broken or seen["failed_requests"]:
+        console.print(f"[red]not rendered:[/] figures {broken or 'none'}, failed requests "
+                      f"{seen['failed_requests'] or 'none'}")
+        raise typer.Exit(1)
 
 
 def _figures_and_html(res, checkpoint: str | None, last_k: int | None, stat: str,
