@@ -225,3 +225,13 @@ def test_bold_marks_a_best_only_where_some_cell_is_beaten():
     assert not any(row == "Unseen · Mean" for row, _ in best)  # 0.0 everywhere: no best
     tex = render.to_latex(main_table(recs))
     assert r"\textbf{50.0}" in tex and r"\textbf{0.0}" not in tex
+
+
+def test_one_seed_cells_carry_no_spread():
+    recs = _frame(_records("A", "marine_easy", "q", 1, 0.5, 0.0),
+                  _records("B", "marine_easy", "q", 1, 0.3, 0.0),
+                  _records("B", "marine_easy", "q", 2, 0.1, 0.0))
+    t = main_table(recs)
+    assert "| Seen · Marine-Easy | 50.0 | 20.0 ± 10.0 |" in render.to_markdown(t)
+    assert r"Seen $\cdot$ Marine-Easy & \textbf{50.0} & 20.0{\small $\pm$ 10.0} \\" \
+        in render.to_latex(t)

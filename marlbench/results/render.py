@@ -29,7 +29,8 @@ def rule_text(table: Table) -> str:
         f"Win rate (%) of {checkpoint}. Per seed: unweighted mean over the seen tasks, over the "
         "unseen tasks and over all test tasks of each task set, averaged over the data "
         "qualities (only seeds complete in every quality); Mean rows average the task sets "
-        f"unweighted; then {_STAT[table.stat]} ± std (ddof=0) across seeds. {MISSING} = no "
+        f"unweighted; then {_STAT[table.stat]} ± std (ddof=0) across seeds (no ± from one "
+        f"seed). {MISSING} = no "
         f"complete run; {PARTIAL} = fewer seeds than planned (see the notes)."
     )
 
@@ -53,7 +54,8 @@ def notes(table: Table) -> list[str]:
 def fmt(cell: Cell) -> str:
     if cell.missing:
         return MISSING
-    return f"{cell.value:.1f} ± {cell.std:.1f}" + (PARTIAL if cell.partial else "")
+    spread = f" ± {cell.std:.1f}" if cell.n_seeds > 1 else ""  # one seed has no spread
+    return f"{cell.value:.1f}{spread}" + (PARTIAL if cell.partial else "")
 
 
 def to_rich(table: Table) -> RichTable:
@@ -123,7 +125,8 @@ def to_latex(table: Table) -> str:
             value = f"{cell.value:.1f}"
             value = rf"\textbf{{{value}}}" if (row, col) in best else value
             mark = r"$^\dagger$" if cell.partial else ""
-            cells.append(rf"{value}{{\small $\pm$ {cell.std:.1f}}}{mark}")
+            spread = rf"{{\small $\pm$ {cell.std:.1f}}}" if cell.n_seeds > 1 else ""
+            cells.append(rf"{value}{spread}{mark}")
         lines.append(" & ".join([_tex(row)] + cells) + r" \\")
         if i in table.sections:
             lines.append(r"\midrule")
