@@ -163,6 +163,7 @@ def run_job(
     store = Store(Path(results_dir), Path(data_dir))
     out = store.job_dir(job)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "status.json").unlink(missing_ok=True)  # a rerun of a failed job: running now
     write_json(out / "job.json", job.to_dict())
     log_path = out / "log.txt"
     handler = logging.FileHandler(log_path, mode="w")

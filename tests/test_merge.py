@@ -113,3 +113,21 @@ def test_report_and_check_take_several_directories(tmp_path):
     assert bad.exit_code == 1
     missing = runner.invoke(app, ["report", str(a), str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_a_started_job_is_said_to_be_running(tmp_path):
+    a = _run_dir(tmp_path / "a", [r for r in RUNS if r[:2] != ("B", 2)])
+    started = a / "runs" / "eval" / "eval-B-2-c"
+    started.mkdir(parents=True)
+    (started / "job.json").write_text("{}")  # what run_job writes first
+    res = load_results(a)
+    assert sorted(res.states["state"]) == ["done", "done", "done", "running"]
+    cell = _cell(table_of(res, None, None), "Seen · Mean", "B")
+    assert cell.partial and "still running, or interrupted (1 of 2 eval jobs)" in cell.reason
+    (started / "status.json").write_text(json.dumps({"state": "failed"}))
+    b = _run_dir(tmp_path / "b", [])
+    rerun = b / "runs" / "eval" / "eval-B-2-c"
+    rerun.mkdir(parents=True)
+    (rerun / "job.json").write_text("{}")
+    merged = load_results([a, b])  # failed there, rerunning here: running
+    assert "failed" not in set(merged.states["state"])

@@ -9,7 +9,7 @@
    complete (a seed is never averaged over fewer qualities); cross-set rows average the task
    sets, only for seeds complete in every set.
 4. Across seeds: the statistic (mean, median or IQM) ± std (population, ddof = 0). A cell
-   with fewer seeds than planned says so; a cell with none says why (failed, not run).
+   with fewer seeds than planned says so; a cell with none says why (failed, running, not run).
 """
 
 from __future__ import annotations
@@ -130,7 +130,8 @@ class Plan:
             return "not planned"
         counts = sel["state"].value_counts()
         for state, text in (("failed", "failed"), ("skipped", "skipped: a dependency failed"),
-                            ("not run", "not run or still running")):
+                            ("running", "still running, or interrupted"),
+                            ("not run", "not run yet")):
             if counts.get(state, 0):
                 return f"{text} ({counts[state]} of {len(sel)} eval jobs)"
         return "incomplete"

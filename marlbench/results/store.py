@@ -125,7 +125,8 @@ def load_records(results_dir: Path, suite: str | None = None) -> pd.DataFrame:
 
 
 def job_states(results_dir: Path, suite: str | None = None) -> pd.DataFrame:
-    """State of every eval job of the latest plans: done, failed, skipped or not run."""
+    """State of every eval job of the latest plans: done, failed, skipped, running (started:
+    its folder holds job.json but no status.json yet; or interrupted) or not run."""
     store = Store(results_dir, results_dir)
     rows = []
     for plan in store.plans():
@@ -137,12 +138,13 @@ def job_states(results_dir: Path, suite: str | None = None) -> pd.DataFrame:
             d = store.dir_of("eval", jid)
             st = read_json(d / "status.json") if (d / "status.json").exists() else None
             rows.append({"suite": plan["suite"], "job_id": jid, "title": info["title"],
-                         "state": st["state"] if st else "not run",
+                         "state": st["state"] if st else
+                         "running" if (d / "job.json").exists() else "not run",
                          **{k: info.get(k) for k in EVAL_KEYS}})
     return pd.DataFrame(rows, columns=["suite", "job_id", "title", "state", *EVAL_KEYS])
 
 
-STATE_RANK = {"done": 3, "failed": 2, "skipped": 1, "not run": 0}
+STATE_RANK = {"done": 4, "running": 3, "failed": 2, "skipped": 1, "not run": 0}
 
 
 @dataclass
@@ -196,7 +198,8 @@ def _refuse_conflicts(records: pd.DataFrame) -> None:
 def load_results(dirs: Path | list[Path], suite: str | None = None) -> Results:
     """Load and merge results directories. A record found in several directories (same eval
     job, task and step: a copied or re-synced run) counts once; an eval job's state is the most
-    advanced one found (done > failed > skipped > not run)."""
+    advanced one found (done > running > failed > skipped > not run: a rerun in progress
+    supersedes an old failure)."""
     dirs = [Path(d) for d in ([dirs] if isinstance(dirs, (str, Path)) else dirs)]
     for d in dirs:
         if not d.is_dir():
