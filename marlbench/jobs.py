@@ -186,7 +186,10 @@ def run_job(
     finally:
         root.removeHandler(handler)
         handler.close()
+    import torch
+
     status.update(wall_time_s=round(time.time() - start, 3), log=str(log_path),
+                  torch_threads=torch.get_num_threads(),
                   finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
     write_json(out / "status.json", status)
     return status

@@ -43,3 +43,14 @@ def test_second_run_executes_zero_jobs(tmp_path):
     assert len(second.already_done) == len(first.done)
     # the failed job is retried on the next run, and fails again
     assert list(second.failed) == list(first.failed)
+
+
+def test_threads_per_worker_are_set_and_recorded(tmp_path):
+    import json
+
+    plan = _plan()
+    store = Store(tmp_path / "results", tmp_path / "data")
+    execute(plan, store, workers=1, opts={"job_functions": FAKE}, threads=1)
+    statuses = [json.loads((store.job_dir(j) / "status.json").read_text())
+                for j in plan.jobs.values() if (store.job_dir(j) / "status.json").exists()]
+    assert statuses and {s["torch_threads"] for s in statuses} == {1}

@@ -27,6 +27,9 @@ def run(
                                   "suites (env MARLBENCH_DATA_DIR)"),
     workers: int = typer.Option(min(2, os.cpu_count() or 1), "--workers", "-w",
                                 help="Worker processes (0 = run in this process)"),
+    threads: int = typer.Option(None, "--threads", help="torch threads per worker (default: "
+                                "cores ÷ workers). Results are bit-identical for the same seed "
+                                "and thread count; other counts change float reduction order"),
     device: str = typer.Option(None, "--device", help="auto | cpu | cuda (default: suite's)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, run nothing"),
 ) -> None:
@@ -57,7 +60,8 @@ def run(
     store.save_plan(plan, profile)
     start = time.time()
     opts = {"device": device or suite.training.device, "suite": suite.name}
-    summary = execute(plan, store, workers=workers, opts=opts, console=err_console)
+    summary = execute(plan, store, workers=workers, opts=opts, console=err_console,
+                      threads=threads)
     wall = time.time() - start
     console.print(
         f"ran {len(summary.done)} job(s) in {wall:.1f} s; {len(summary.already_done)} already "

@@ -66,6 +66,7 @@ def execute(
     workers: int = 1,
     opts: dict | None = None,
     console: Console | None = None,
+    threads: int | None = None,
 ) -> RunSummary:
     """Run every job of ``plan`` that is not done yet. A failed job's dependents are skipped;
     independent jobs continue. ``workers=0`` runs jobs in this process (for debugging)."""
@@ -127,6 +128,10 @@ def execute(
             bar.update(overall, total=len(todo) - len(summary.skipped))
 
         if workers <= 0:
+            if threads:
+                import torch
+
+                torch.set_num_threads(threads)
             for jid in todo:
                 if jid not in pending:
                     continue
@@ -151,7 +156,7 @@ def execute(
 
         drainer = threading.Thread(target=drain, daemon=True)
         drainer.start()
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = threads or max(1, (os.cpu_count() or 1) // workers)
         running: dict[Future, str] = {}
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(threads, progress_queue)) as pool:
