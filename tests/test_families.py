@@ -56,3 +56,14 @@ def test_compare_meets_the_published_table_of_the_same_family():
     assert mixed.pair("SMAC · Seen · Mean", SF)[1] == smac
     assert mixed.pair("Seen · Marine-Easy", SF)[1] == paper["main"]["cells"][
         "Seen · Marine-Easy"][SF]
+
+
+def test_comparison_names_the_published_tables_it_used():
+    from marlbench.results import render
+
+    only_v2 = compare(main_table(_frame(_records(SF, "smacv2_zerg", "q", 1, 0.3, 0.1))),
+                      "stairs-former", ["smax"])
+    assert only_v2.tables_used == ["smacv2"]
+    assert "compared with its table smacv2." in render.comparison_note(only_v2)
+    assert compare(main_table(_mixed()), "stairs-former", ["smax"]).tables_used == \
+        ["main", "smacv2"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from marlbench.errors import UserError
@@ -79,6 +79,7 @@ class Comparison:
     published: dict[tuple[str, str], float]
     doc: dict
     backends: list[str]
+    tables_used: list[str] = field(default_factory=list)  # published tables that met ours
 
     def pair(self, row: str, col: str) -> tuple[float | None, float | None]:
         cell = self.table.cells[(row, col)]
@@ -108,8 +109,14 @@ def compare(table: Table, name: str, backends: list[str]) -> Comparison:
             raise UserError(f"{name} has no table {only!r}; choose one of: "
                             f"{', '.join(doc['tables'])}")
         doc = {**doc, "tables": {only: doc["tables"][only]}}
+    used, taken = [], set()  # the tables that gave a value (the first table wins a cell)
+    for name, t in doc["tables"].items():
+        mine = set(published_cells({"tables": {name: t}}, table.families)) & set(table.cells)
+        if mine - taken:
+            used.append(name)
+        taken |= mine
     result = Comparison(table, published_cells(doc, table.families), doc,
-                        sorted(set(backends)))
+                        sorted(set(backends)), used)
     if result.matched == 0:
         raise UserError(f"no cell of this table has a published counterpart in {name!r} "
                         f"(its columns: {', '.join(sorted({c for _, c in result.published}))}); "

@@ -185,8 +185,10 @@ def comparison_rows(comp: Comparison) -> list[list[str]]:
 
 def comparison_note(comp: Comparison) -> str:
     doc = comp.doc
+    used = f"; compared with its table{'s' if len(comp.tables_used) > 1 else ''} " \
+        f"{', '.join(comp.tables_used)}" if comp.tables_used else ""
     return (f"Ours: {rule_text(comp.table)} Paper: {doc['title']}, {doc['source']} "
-            f"({doc.get('aggregation', doc.get('metric', ''))}). Δ = ours − paper. "
+            f"({doc.get('aggregation', doc.get('metric', ''))}){used}. Δ = ours − paper. "
             f"{comp.backend_note()}")
 
 
