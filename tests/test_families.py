@@ -67,3 +67,11 @@ def test_comparison_names_the_published_tables_it_used():
     assert "compared with its table smacv2." in render.comparison_note(only_v2)
     assert compare(main_table(_mixed()), "stairs-former", ["smax"]).tables_used == \
         ["main", "smacv2"]
+
+
+def test_comparison_without_counterparts_names_the_published_file():
+    from marlbench.errors import UserError
+
+    unlabelled = main_table(_frame(_records("my-method", "marine_easy", "q", 1, 0.5, 0.2)))
+    with pytest.raises(UserError, match="counterpart in 'stairs-former'"):
+        compare(unlabelled, "stairs-former", ["smax"])

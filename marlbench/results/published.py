@@ -49,16 +49,17 @@ def _value(v: float | dict) -> float:
     return float(v["mean"]) if isinstance(v, dict) else float(v)
 
 
-def published_cells(doc: dict, families: list[str] | None = None
-                    ) -> dict[tuple[str, str], float]:
-    """Every (row, column) of every table of a published file, first table winning. A table
-    tagged with a task set family (``"family": "smacv2"``) meets only that family's cells:
-    it is skipped when our table lacks the family, and its Mean rows (or columns) take the
-    family prefix our table gives them when it holds several families."""
+def published_sources(doc: dict, families: list[str] | None = None
+                      ) -> dict[tuple[str, str], tuple[str, float]]:
+    """Every (row, column) of every table of a published file with the table that gave it and
+    its value, first table winning. A table tagged with a task set family (``"family":
+    "smacv2"``) meets only that family's cells: it is skipped when our table lacks the family,
+    and its Mean rows (or columns) take the family prefix our table gives them when it holds
+    several families."""
     several = bool(families) and len(families) > 1
     cross = {r for _, r in CROSS_ROWS}
-    cells: dict[tuple[str, str], float] = {}
-    for table in doc["tables"].values():
+    cells: dict[tuple[str, str], tuple[str, float]] = {}
+    for table_name, table in doc["tables"].items():
         fam = table.get("family")
         if fam and families and fam not in families:
             continue
@@ -69,8 +70,14 @@ def published_cells(doc: dict, families: list[str] | None = None
 
         for row, cols in table["cells"].items():
             for col, v in cols.items():
-                cells.setdefault((name(row), name(col)), _value(v))
+                cells.setdefault((name(row), name(col)), (table_name, _value(v)))
     return cells
+
+
+def published_cells(doc: dict, families: list[str] | None = None
+                    ) -> dict[tuple[str, str], float]:
+    """``published_sources`` without the table names: (row, column) → value."""
+    return {key: value for key, (_, value) in published_sources(doc, families).items()}
 
 
 @dataclass
@@ -109,13 +116,9 @@ def compare(table: Table, name: str, backends: list[str]) -> Comparison:
             raise UserError(f"{name} has no table {only!r}; choose one of: "
                             f"{', '.join(doc['tables'])}")
         doc = {**doc, "tables": {only: doc["tables"][only]}}
-    used, taken = [], set()  # the tables that gave a value (the first table wins a cell)
-    for name, t in doc["tables"].items():
-        mine = set(published_cells({"tables": {name: t}}, table.families)) & set(table.cells)
-        if mine - taken:
-            used.append(name)
-        taken |= mine
-    result = Comparison(table, published_cells(doc, table.families), doc,
+    sources = published_sources(doc, table.families)
+    used = list(dict.fromkeys(src for key, (src, _) in sources.items() if key in table.cells))
+    result = Comparison(table, {key: value for key, (_, value) in sources.items()}, doc,
                         sorted(set(backends)), used)
     if result.matched == 0:
         raise UserError(f"no cell of this table has a published counterpart in {name!r} "
