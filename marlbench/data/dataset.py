@@ -17,7 +17,16 @@ import numpy as np
 import torch
 
 from marlbench.data.collect import existing_dataset
-from marlbench.data.format import DatasetError, EpisodeArrays, from_stored, read_part
+from marlbench.data.format import (
+    PART_NAME,
+    DatasetError,
+    EpisodeArrays,
+    PartLayout,
+    check_values,
+    from_stored,
+    part_layout,
+    read_part,
+)
 from marlbench.envs.maps import Layout
 
 DEFAULT_LAST_EPISODES = 2000
@@ -31,10 +40,21 @@ def memory_budget_bytes() -> int:
 
 def part_files(run_dir: Path) -> list[Path]:
     """Part files of one run folder in index order (part_0, part_1, ...)."""
-    parts = sorted(Path(run_dir).glob("part_*.h5"), key=lambda p: int(p.stem.split("_")[1]))
+    run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise DatasetError(f"dataset folder {run_dir} is a file, not a directory")
+    if not run_dir.is_dir():
+        raise DatasetError(f"dataset folder {run_dir} does not exist")
+    parts = []
+    for p in run_dir.glob("part_*.h5"):
+        if not PART_NAME.fullmatch(p.name):
+            raise DatasetError(f"{p}: a part file is named part_<N>.h5 (N = 0, 1, ...)")
+        if not p.is_file():
+            raise DatasetError(f"dataset part {p} is not a regular file")
+        parts.append(p)
     if not parts:
         raise DatasetError(f"no part_*.h5 files in {run_dir}")
-    return parts
+    return sorted(parts, key=lambda p: int(p.stem.split("_")[1]))
 
 
 def verify(run_dir: Path) -> None:
@@ -46,32 +66,42 @@ def verify(run_dir: Path) -> None:
 def load_episodes(run_dir: Path, last: int | None = DEFAULT_LAST_EPISODES) -> EpisodeArrays:
     """The last ``last`` episodes of a run folder after concatenating its parts, in memory."""
     verify(run_dir)
-    eps = EpisodeArrays.concat([read_part(p) for p in part_files(run_dir)])
-    if last and eps.n_episodes > last:
-        eps = eps.select(slice(eps.n_episodes - last, None))
-    return eps
+    return LazyEpisodes(run_dir, last).load()
 
 
 class LazyEpisodes:
-    """The last ``last`` episodes of a run folder, read from its parts on demand."""
+    """The last ``last`` episodes of a run folder, read from its parts on demand.
+
+    Opening checks every part's structure, that all parts have the same layout (agents,
+    widths, actions, rows), and the values of the flags and rewards; observations, states and
+    actions are checked as they are read.
+    """
 
     def __init__(self, run_dir: Path, last: int | None = DEFAULT_LAST_EPISODES):
         self.run_dir = Path(run_dir)
         self.paths = part_files(run_dir)
         self._files: list[h5py.File] | None = None
         counts, filled = [], []
+        first: PartLayout | None = None
         for path in self.paths:
             try:
                 with h5py.File(path, "r") as f:
-                    missing = [k for k in _KEYS if k not in f]
-                    if missing:
-                        raise DatasetError(f"{path}: missing key(s) {', '.join(missing)}")
-                    counts.append(f["obs"].shape[0])
-                    filled.append(np.asarray(f["filled"])[..., 0])
-                    self.shape = {k: f[k].shape for k in _KEYS}
-            except (OSError, KeyError, ValueError, RuntimeError) as exc:
+                    layout = part_layout(f, path)
+                    flags = {k: np.asarray(f[k]) for k in ("filled", "terminated", "reward")}
+            except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
                 raise DatasetError(f"{path} is not a readable HDF5 file ({exc}): it is corrupt "
                                    "or truncated") from None
+            if first is None:
+                first = layout
+            elif layout.differs(first):
+                raise DatasetError(f"{path} and {self.paths[0]} are parts of one run but differ: "
+                                   f"{'; '.join(layout.differs(first))}")
+            check_values(path, flags, layout.actions)
+            counts.append(layout.episodes)
+            filled.append(flags["filled"][..., 0])
+        assert first is not None
+        self.layout = first
+        self.shape = {k: first.shapes[k] for k in _KEYS}
         total = sum(counts)
         self.offset = max(0, total - last) if last else 0
         self.n_episodes = total - self.offset
@@ -96,15 +126,19 @@ class LazyEpisodes:
         for k in np.unique(part):
             rows = (sorted_idx[part == k] - self.starts[k]).tolist()
             f = self._files[k]
+            got = {key: np.asarray(f[key][rows, :t]) for key in _KEYS}
+            check_values(self.paths[k], {key: got[key] for key in ("obs", "state", "actions",
+                                                                   "avail_actions")},
+                         self.layout.actions)
             for key in _KEYS:
-                chunks[key].append(np.asarray(f[key][rows, :t]))
+                chunks[key].append(got[key])
         back = np.argsort(order)
         return from_stored({k: np.concatenate(v)[back] for k, v in chunks.items()})
 
     def load(self) -> EpisodeArrays:
         """All kept episodes in memory (parts read whole, then the last N kept)."""
         eps = EpisodeArrays.concat([read_part(p) for p in self.paths])
-        return eps.select(slice(self.offset, None))
+        return eps.select(slice(self.offset, None)) if self.offset else eps
 
 
 def check_layout(run_dir: Path, shape: dict[str, tuple], layout: Layout, task: str) -> None:
