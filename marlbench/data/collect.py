@@ -8,24 +8,31 @@ before the next one; a folder whose manifest exists is never overwritten.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import h5py
 import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from marlbench import __version__
 from marlbench.data.behaviour import FocusFirePolicy
-from marlbench.data.format import KEYS_DTYPES, DatasetError, EpisodeArrays, sha256
+from marlbench.data.format import KEYS_DTYPES, PART_NAME, DatasetError, EpisodeArrays, sha256
 from marlbench.data.qualities import get_quality
 from marlbench.data.stats import length_stats
 from marlbench.envs import make_env
 from marlbench.envs.maps import Layout
-from marlbench.fileio import write_json
+from marlbench.fileio import read_json, validated, write_json
 from marlbench.rollout import rollout
 
 Progress = Callable[[int, int, str], None]
@@ -34,21 +41,118 @@ PART_EPISODES = 2000
 MANIFEST = "manifest.json"
 
 
+# -- the manifest's schema ------------------------------------------------------------------
+
+
+Count = Annotated[StrictInt, Field(ge=1)]
+NonNegative = Annotated[StrictInt, Field(ge=0)]
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Probability = Annotated[float, Field(strict=True, ge=0, le=1)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PartEntry(_Strict):
+    file: str
+    sha256: Sha256
+    episodes: Count | None = None
+
+    @field_validator("file")
+    @classmethod
+    def _part_name(cls, v: str) -> str:
+        if not PART_NAME.fullmatch(v):
+            raise ValueError(f"{v!r} is not a part file name (part_<N>.h5, inside the folder)")
+        return v
+
+
+class LengthStats(_Strict):
+    mean: Annotated[Number, Field(ge=0)]
+    min: NonNegative
+    max: NonNegative
+    unit: str
+
+    @model_validator(mode="after")
+    def _order(self) -> LengthStats:
+        if not self.min <= self.mean <= self.max:
+            raise ValueError(f"min {self.min} <= mean {self.mean} <= max {self.max} does not hold")
+        return self
+
+
+class BehaviourPolicy(BaseModel):
+    """What made the data: free-form beyond its name (each producer records its own)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    checkpoint: str | None = None
+    until_checkpoint: str | None = None
+
+
+class Manifest(_Strict):
+    """``manifest.json`` as DatasetWriter.finish and the importers write it."""
+
+    format: Literal["odis-hdf5"]
+    task: str
+    backend: str | None
+    quality: str
+    source: str | None = None
+    origin: str | None = None
+    behaviour_policy: BehaviourPolicy
+    episodes: Count
+    mean_return: Number
+    return_std: Annotated[Number, Field(ge=0)] | None = None
+    return_min: Number | None = None
+    return_max: Number | None = None
+    win_rate: Probability | None
+    win_rate_source: str | None = None
+    episode_length: LengthStats
+    time_outs: NonNegative | None = None
+    parts: list[PartEntry] = Field(min_length=1)
+    collection_seed: NonNegative | None
+    marlbench_version: str
+    wall_time_s: Annotated[Number, Field(ge=0)]
+    created_at: str
+
+    @model_validator(mode="after")
+    def _parts_add_up(self) -> Manifest:
+        files = [p.file for p in self.parts]
+        if len(set(files)) != len(files):
+            raise ValueError(f"parts lists a file twice ({', '.join(files)})")
+        counts = [p.episodes for p in self.parts]
+        if None not in counts and sum(counts) != self.episodes:  # type: ignore[arg-type]
+            raise ValueError(f"the parts hold {sum(counts)} episodes, "  # type: ignore[arg-type]
+                             f"the manifest says {self.episodes}")
+        return self
+
+
+def read_manifest(run_dir: Path) -> dict:
+    """The manifest of ``run_dir``, checked against its schema (the file as written)."""
+    path = Path(run_dir) / MANIFEST
+    data = read_json(path, "dataset manifest")
+    validated(Manifest, data, path, "dataset manifest")
+    return data
+
+
 def verify_dataset(run_dir: Path) -> dict:
-    """The manifest of a complete dataset after checking every part's checksum."""
+    """The manifest of a complete dataset after checking every part's checksum, and that the
+    folder holds no part the manifest does not list."""
     run_dir = Path(run_dir)
     path = run_dir / MANIFEST
     if not path.exists():
         raise DatasetError(f"{run_dir} has no {MANIFEST}: it is not a complete dataset")
-    try:
-        manifest = json.loads(path.read_text())
-        parts = manifest["parts"]
-    except (json.JSONDecodeError, KeyError) as exc:
-        raise DatasetError(f"{path} is not a valid manifest ({exc})") from None
-    for part in parts:
+    manifest = read_manifest(run_dir)
+    listed = {part["file"] for part in manifest["parts"]}
+    extra = sorted(p.name for p in run_dir.glob("part_*.h5") if p.name not in listed)
+    if extra:
+        raise DatasetError(f"{run_dir / extra[0]} is not listed in {path}: the folder holds "
+                           "parts of another dataset. Delete the folder to collect it again.")
+    for part in manifest["parts"]:
         file = run_dir / part["file"]
-        if not file.exists():
-            raise DatasetError(f"{file} is listed in the manifest but missing")
+        if file.is_dir() or not file.exists():
+            raise DatasetError(f"{file} is listed in {path} but "
+                               f"{'is a directory' if file.is_dir() else 'missing'}")
         if sha256(file) != part["sha256"]:
             raise DatasetError(
                 f"{file} does not match the sha256 in its manifest: the file is corrupt, "
@@ -60,10 +164,13 @@ def verify_dataset(run_dir: Path) -> dict:
 def existing_dataset(run_dir: Path) -> dict | None:
     """The manifest if ``run_dir`` already holds a valid dataset; None if it holds none.
 
-    Raises when a manifest exists but the files do not match it: such a dataset is never
-    overwritten silently.
+    Raises when a manifest exists but the files do not match it (DatasetError) or it is off
+    its schema (FileFormatError): such a dataset is never overwritten silently.
     """
-    if not (Path(run_dir) / MANIFEST).exists():
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise DatasetError(f"dataset folder {run_dir} is a file, not a directory")
+    if not (run_dir / MANIFEST).exists():
         return None
     return verify_dataset(run_dir)
 
@@ -188,6 +295,7 @@ class DatasetWriter:
             "wall_time_s": round(time.time() - self.start, 2),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
+        validated(Manifest, manifest, self.out_dir / MANIFEST, "dataset manifest")
         write_json(self.out_dir / MANIFEST, manifest, sort_keys=False)
         return manifest
 
