@@ -16,23 +16,23 @@ and discards what was written after it. ``summary.json``, written last, marks th
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import h5py
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from marlbench.data.collect import DatasetWriter, existing_dataset
-from marlbench.data.format import EpisodeArrays
+from marlbench.data.format import DatasetError, EpisodeArrays
 from marlbench.data.mappo import Mappo, MappoConfig
 from marlbench.envs import make_env
-from marlbench.fileio import save_torch, write_json
+from marlbench.fileio import read_json, save_torch, validated, write_json
 
 Progress = Callable[[int, int, str], None]
 SUMMARY = "summary.json"
@@ -95,6 +95,84 @@ class ReplayLog:
             return ep, np.asarray(f["won"])
 
 
+# -- summary.json's schema -------------------------------------------------------------------
+
+_Count = Annotated[StrictInt, Field(ge=1)]
+_Steps = Annotated[StrictInt, Field(ge=0)]
+_Rate = Annotated[float, Field(ge=0, le=1, strict=True)]
+_Checkpoint = Annotated[str, Field(pattern=r"^steps_[0-9]+\.pt$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Eval(_Strict):
+    env_steps: _Steps
+    iteration: _Steps
+    checkpoint: _Checkpoint
+    win_rate: _Rate
+    mean_return: Annotated[float, Field(allow_inf_nan=False, strict=True)]
+    episodes: _Count
+
+
+class _Point(_Strict):
+    checkpoint: _Checkpoint
+    env_steps: _Steps
+    eval_win_rate: _Rate
+    threshold: Annotated[float, Field(ge=0, le=1, strict=True)] | None = None
+
+
+class _Window(_Strict):
+    file: Annotated[str, Field(pattern=r"^window_[0-9]+\.h5$")]
+    episodes: _Count
+    until_env_steps: _Steps
+
+
+class _Replay(_Strict):
+    windows: list[_Window]
+    episodes: _Steps
+
+    @model_validator(mode="after")
+    def _adds_up(self) -> _Replay:
+        if sum(w.episodes for w in self.windows) != self.episodes:
+            raise ValueError("episodes is not the sum of the windows' episodes")
+        return self
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="allow")  # the suite's behaviour settings, as resolved
+    batch_episodes: _Count
+
+
+class BehaviourSummary(_Strict):
+    """``summary.json`` of a behaviour run, as :func:`train_behaviour` writes it."""
+
+    task: str
+    backend: str
+    algorithm: Literal["mappo"]
+    config: dict[str, Any]
+    settings: _Settings
+    seed: _Steps
+    env_steps: _Steps
+    iterations: _Steps
+    evals: list[_Eval] = Field(min_length=1)
+    expert: _Point
+    medium: _Point
+    replay: _Replay
+    warnings: list[str]
+    wall_time_s: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    resumed_at_env_steps: _Steps | None = None
+
+
+def read_summary(run_dir: Path) -> dict:
+    """A behaviour run's ``summary.json``, checked against its schema."""
+    path = Path(run_dir) / SUMMARY
+    data = read_json(path, "behaviour summary")
+    validated(BehaviourSummary, data, path, "behaviour summary")
+    return data
+
+
 def behaviour_config(settings: dict) -> MappoConfig:
     return MappoConfig(**settings.get("params", {}))
 
@@ -121,7 +199,7 @@ def train_behaviour(
     """Train (or resume, or reuse) the behaviour run of one task; return its summary."""
     run_dir = Path(run_dir)
     if (run_dir / SUMMARY).exists():
-        return json.loads((run_dir / SUMMARY).read_text())
+        return read_summary(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(exist_ok=True)
@@ -259,7 +337,7 @@ def make_quality(
     if existing is not None:
         return existing
     behaviour_dir = Path(behaviour_dir)
-    summary = json.loads((behaviour_dir / SUMMARY).read_text())
+    summary = read_summary(behaviour_dir)
     task, backend = summary["task"], summary["backend"]
     meta: dict[str, Any] = {"task": task, "backend": backend, "quality": quality,
                             "collection_seed": seed}
@@ -267,6 +345,9 @@ def make_quality(
               summary["env_steps"], "behaviour_run": behaviour_dir.name}
     if quality == "medium-replay":
         replay = summary["replay"]
+        if not replay["episodes"]:
+            raise DatasetError(f"{behaviour_dir / SUMMARY}: the behaviour run logged no "
+                               "training episodes to make medium-replay data from")
         log = ReplayLog(behaviour_dir / "replay")
         from marlbench.envs.maps import get_map
 
