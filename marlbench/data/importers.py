@@ -19,14 +19,23 @@ from typing import Any
 import numpy as np
 
 from marlbench import __version__
-from marlbench.data.collect import MANIFEST, DatasetWriter, existing_dataset
-from marlbench.data.dataset import LazyEpisodes, check_layout, part_files
-from marlbench.data.format import DatasetError, EpisodeArrays, sha256
+from marlbench.data.collect import MANIFEST, DatasetWriter, Manifest, existing_dataset
+from marlbench.data.dataset import LazyEpisodes, check_layout
+from marlbench.data.format import PART_NAME, DatasetError, EpisodeArrays, sha256
 from marlbench.data.stats import episode_stats, infer_won
 from marlbench.errors import UserError
-from marlbench.fileio import write_json
+from marlbench.fileio import inside, require_dir, safe_name, validated, write_json
 
 Progress = Callable[[int, int, str], None]
+
+
+def _map(task: str, where: str):
+    from marlbench.envs.maps import get_map
+
+    try:
+        return get_map(task)
+    except KeyError as exc:
+        raise UserError(f"{where}: {str(exc).strip(chr(34))}") from None
 
 
 def find_odis_runs(root: Path) -> list[tuple[str, str, Path]]:
@@ -35,10 +44,16 @@ def find_odis_runs(root: Path) -> list[tuple[str, str, Path]]:
 
     root = Path(root)
     if not root.exists():
-        raise UserError(f"{root} does not exist")
-    folders = sorted({p.parent for p in root.rglob("part_*.h5")})
+        raise UserError(f"ODIS dataset {root} does not exist")
     if root.is_file():
+        if not PART_NAME.fullmatch(root.name):
+            raise UserError(f"{root} is not an ODIS part file (part_<N>.h5) nor a folder of "
+                            "them")
         folders = [root.parent]
+    elif not root.is_dir():
+        raise UserError(f"ODIS dataset {root} is not a regular file or directory")
+    else:
+        folders = sorted({p.parent for p in root.rglob("part_*.h5")})
     runs = []
     for folder in folders:
         task, quality = folder.parent.parent.name, folder.parent.name
@@ -48,6 +63,8 @@ def find_odis_runs(root: Path) -> list[tuple[str, str, Path]]:
             raise UserError(
                 f"{folder}: expected the ODIS layout <map>/<quality>/<run>/part_*.h5, but "
                 f"{task!r} is not a known map") from None
+        safe_name(quality, f"{folder}: ODIS quality folder")
+        safe_name(folder.name, f"{folder}: ODIS run folder")
         runs.append((task, quality, folder))
     if not runs:
         raise UserError(f"no ODIS part_*.h5 files under {root}")
@@ -55,28 +72,38 @@ def find_odis_runs(root: Path) -> list[tuple[str, str, Path]]:
 
 
 def import_odis(path: Path, data_dir: Path, progress: Progress | None = None) -> list[dict]:
-    """Copy every ODIS run under ``path`` to ``<data>/odis/<map>/<quality>/<run>/``."""
+    """Copy every ODIS run under ``path`` to ``<data>/odis/<map>/<quality>/<run>/``.
+
+    Every run is checked (structure, values, layout of its map) before anything is copied."""
     from marlbench.envs import default_backend
     from marlbench.envs.maps import get_map
 
-    out = []
-    for task, quality, run in find_odis_runs(path):
-        dest = Path(data_dir) / "odis" / task / quality / run.name
+    data_dir = require_dir(data_dir, "--data-dir", must_exist=False)
+    runs = find_odis_runs(path)
+    checked = []
+    for task, quality, run in runs:
+        dest = inside(data_dir, Path(data_dir) / "odis" / task / quality / run.name)
         existing = existing_dataset(dest)
+        src = None
+        if existing is None:
+            src = LazyEpisodes(run, last=None)
+            check_layout(run, src.shape, get_map(task).layout, task)
+        checked.append((task, quality, run, dest, existing, src))
+    out = []
+    for task, quality, run, dest, existing, src in checked:
         if existing is not None:
             out.append({**existing, "status": "already imported"})
             continue
         start = time.time()
-        src = LazyEpisodes(run, last=None)
-        check_layout(run, src.shape, get_map(task).layout, task)
+        assert src is not None
+        eps = src.load()  # every value checked before anything is written
         dest.mkdir(parents=True, exist_ok=True)
         parts = []
-        for part in part_files(run):
+        for part in src.paths:
             tmp = dest / (part.name + ".tmp")
             shutil.copyfile(part, tmp)
             os.replace(tmp, dest / part.name)
             parts.append({"file": part.name, "sha256": sha256(dest / part.name)})
-        eps = src.load()
         for part, count in zip(parts, np.diff(src.starts), strict=True):
             part["episodes"] = int(count)
         backend = "sc2" if default_backend(task) != "grid" else "grid"
@@ -100,7 +127,8 @@ def import_odis(path: Path, data_dir: Path, progress: Progress | None = None) ->
             "wall_time_s": round(time.time() - start, 2),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        write_json(dest / MANIFEST, manifest, sort_keys=False)
+        validated(Manifest, manifest, dest / MANIFEST, "dataset manifest")
+        write_json(dest / MANIFEST, manifest, sort_keys=False, root=data_dir)
         out.append({**manifest, "status": "imported"})
         if progress:
             progress(len(out), len(out), f"import {task}/{quality}")
@@ -118,12 +146,16 @@ def _vault_experience(path: Path, vault_uid: str | None) -> dict[str, Any]:
     except ImportError:
         raise UserError("importing OG-MARL vaults needs flashbax: pip install "
                         "'marlbench[ogmarl]' (or pip install flashbax)") from None
-    path = Path(path)
-    if not path.is_dir():
-        raise UserError(f"{path} is not a vault folder")
-    with contextlib.redirect_stdout(io.StringIO()):  # flashbax prints what it loads
-        vault = Vault(rel_dir=str(path.parent), vault_name=path.name, vault_uid=vault_uid)
-        return vault.read().experience
+    path = require_dir(Path(path), "OG-MARL vault folder")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # flashbax prints what it loads
+            vault = Vault(rel_dir=str(path.parent), vault_name=path.name, vault_uid=vault_uid)
+            return vault.read().experience
+    except Exception as exc:  # flashbax / tensorstore have many ways to fail on a bad vault
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise UserError(f"{path}: cannot read it as an OG-MARL vault"
+                        f"{f' (uid {vault_uid})' if vault_uid else ''}: "
+                        f"{type(exc).__name__}: {first}") from None
 
 
 def vault_to_episodes(exp: dict[str, Any], n_actions: int) -> tuple[EpisodeArrays, int]:
@@ -177,25 +209,40 @@ def import_og_marl(path: Path, task: str, quality: str | None, data_dir: Path,
                    vault_uid: str | None = None, progress: Progress | None = None) -> dict:
     """Convert an OG-MARL vault into ``<data>/og-marl/<task>/<quality>/<vault>/``; the
     quality defaults to the vault uid (OG-MARL's Good / Medium / Poor / Replay), lowercased."""
-    from marlbench.envs.maps import get_map
-
-    quality = quality or (vault_uid or "replay").lower()
-
-    layout = get_map(task).layout
-    exp = _vault_experience(path, vault_uid)
-    (obs, state, actions, legals, reward, starts, stops), longest = vault_to_episodes(
-        exp, layout.n_actions)
-    if obs.shape[-1] != layout.obs_dim or state.shape[-1] != layout.state_dim:
-        raise DatasetError(f"vault obs/state widths {obs.shape[-1]}/{state.shape[-1]} do not "
-                           f"fit {task} ({layout.obs_dim}/{layout.state_dim})")
-    if longest > layout.episode_limit:
-        raise DatasetError(f"vault episodes run to {longest} steps, past {task}'s limit "
-                           f"{layout.episode_limit}")
-    dest = Path(data_dir) / "og-marl" / task / quality / (Path(path).name + (
-        f"-{vault_uid}" if vault_uid else ""))
+    data_dir = require_dir(Path(data_dir), "--data-dir", must_exist=False)
+    path = require_dir(Path(path), "OG-MARL vault folder")
+    layout = _map(safe_name(task, "--task"), "--task").layout
+    if vault_uid is not None:
+        safe_name(vault_uid, "--uid")
+    quality = safe_name(quality or (vault_uid or "replay").lower(), "--quality")
+    run_name = safe_name(path.resolve().name + (f"-{vault_uid}" if vault_uid else ""),
+                         "vault folder name")
+    dest = inside(data_dir, data_dir / "og-marl" / task / quality / run_name)
     existing = existing_dataset(dest)
     if existing is not None:
         return {**existing, "status": "already imported"}
+    exp = _vault_experience(path, vault_uid)
+    try:
+        (obs, state, actions, legals, reward, starts, stops), longest = vault_to_episodes(
+            exp, layout.n_actions)
+    except (ValueError, IndexError, TypeError, AttributeError) as exc:
+        raise DatasetError(f"{path}: the vault's arrays do not have OG-MARL's shapes "
+                           f"({exc})") from None
+    if obs.ndim != 3 or obs.shape[1] != layout.n_agents:
+        raise DatasetError(f"{path}: vault observations have shape {obs.shape[1:]} per step; "
+                           f"{task} has {layout.n_agents} agents")
+    if obs.shape[-1] != layout.obs_dim or state.shape[-1] != layout.state_dim:
+        raise DatasetError(f"vault obs/state widths {obs.shape[-1]}/{state.shape[-1]} do not "
+                           f"fit {task} ({layout.obs_dim}/{layout.state_dim})")
+    for key, x in (("observations", obs), ("infos.state", state), ("rewards", reward)):
+        if not np.isfinite(np.asarray(x, dtype=np.float64)).all():
+            raise DatasetError(f"{path}: vault key {key} holds NaN or infinity")
+    if actions.size and (actions.min() < 0 or actions.max() >= layout.n_actions):
+        raise DatasetError(f"{path}: vault actions run {actions.min()}..{actions.max()}; "
+                           f"{task} has {layout.n_actions} actions")
+    if longest > layout.episode_limit:
+        raise DatasetError(f"vault episodes run to {longest} steps, past {task}'s limit "
+                           f"{layout.episode_limit}")
     t1 = layout.episode_limit + 1
     writer = DatasetWriter(dest, len(starts), layout)
     batch = 256
