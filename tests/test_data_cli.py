@@ -57,7 +57,7 @@ def test_inspect_a_truncated_file_is_a_clear_error(tmp_path):
     data = (ODIS_3M / "part_0.h5").read_bytes()
     (cut / "part_0.h5").write_bytes(data[: len(data) // 2])
     result = runner.invoke(app, ["data", "inspect", str(cut / "part_0.h5")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "part_0.h5" in result.output and "corrupt or truncated" in result.output
 
 
@@ -106,7 +106,7 @@ def test_flipped_byte_in_an_imported_part_is_reported(imported, tmp_path):
     data[len(data) - 5000] ^= 0x10  # inside the compressed chunks
     (run / "part_0.h5").write_bytes(bytes(data))
     result = runner.invoke(app, ["data", "inspect", str(run), "--json"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert json.loads(result.output)["checksum"].startswith("MISMATCH")
     with pytest.raises(DatasetError, match="sha256"):
         load_task_data([(run, 2000)])

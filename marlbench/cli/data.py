@@ -8,11 +8,13 @@ import time
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from marlbench.cli.common import console, err_console, user_errors
 from marlbench.cli.run import DEFAULT_DATA
 from marlbench.errors import UserError
+from marlbench.fileio import require_dir
 
 data_app = typer.Typer(
     help="Offline datasets: collect them the ODIS way, list and inspect them, import the "
@@ -41,7 +43,7 @@ def collect(
                                 "--task-set a built-in budget: quick | paper (default paper)"),
     data_dir: Path = typer.Option(DEFAULT_DATA, "--data-dir", help="Dataset cache shared by "
                                   "suites (env MARLBENCH_DATA_DIR)"),
-    workers: int = typer.Option(min(2, os.cpu_count() or 1), "--workers", "-w",
+    workers: int = typer.Option(min(2, os.cpu_count() or 1), "--workers", "-w", min=0,
                                 help="Worker processes (0 = run in this process)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be collected"),
 ) -> None:
@@ -51,15 +53,22 @@ def collect(
 
     Example: marlbench data collect suites/smac_multitask.yaml --profile quick
     """
+    from marlbench.data.qualities import QUALITIES
     from marlbench.executors.local import execute
     from marlbench.plan import Plan, make_plan, topological_order
     from marlbench.results.store import Store
     from marlbench.suite import Suite, load_suite
 
+    require_dir(data_dir, "--data-dir", must_exist=False)
+    for q in quality or []:
+        if q not in QUALITIES:
+            raise UserError(f"--quality {q!r} is not a data quality; choose one of: "
+                            f"{', '.join(QUALITIES)}")
     if suite_file is not None:
         suite = load_suite(suite_file, profile)
         if quality:
-            suite = suite.model_copy(update={"qualities": list(quality)})
+            suite = _checked_suite(Suite, {**suite.model_dump(), "qualities": list(quality)},
+                                   f"{suite_file} with --quality")
     else:
         if not task_set or not quality:
             raise UserError("give a suite file, or --task-set and --quality")
@@ -68,19 +77,17 @@ def collect(
 
         name = profile or "paper"
         if name not in DATA_PROFILES:
-            raise UserError(f"unknown data profile {name!r}; choose one of: "
+            raise UserError(f"--profile: unknown data profile {name!r}; choose one of: "
                             f"{', '.join(DATA_PROFILES)}")
         unknown = [s for s in task_set if s not in TASK_SETS]
         if unknown:
-            raise UserError(f"unknown task set {unknown[0]!r}; choose one of: "
+            raise UserError(f"--task-set: unknown task set {unknown[0]!r}; choose one of: "
                             f"{', '.join(TASK_SETS)}")
-        try:
-            suite = Suite.model_validate({
-                "name": "data", "backend": TASK_SETS[task_set[0]].backends[0],
-                "task_sets": list(task_set), "qualities": list(quality), "seeds": [0],
-                "algorithms": [{"name": "bc_t"}], "data": DATA_PROFILES[name]})
-        except Exception as exc:  # pydantic's message names the field and the choices
-            raise UserError(str(exc).split("\n", 1)[-1].strip()) from None
+        suite = _checked_suite(Suite, {
+            "name": "data", "backend": TASK_SETS[task_set[0]].backends[0],
+            "task_sets": list(task_set), "qualities": list(quality), "seeds": [0],
+            "algorithms": [{"name": "bc_t"}], "data": DATA_PROFILES[name]},
+            "--task-set/--quality")
     store = Store(Path("results"), data_dir)
     full = make_plan(suite, data_dir)
     jobs = {i: j for i, j in full.jobs.items() if j.kind in ("behaviour", "dataset")}
@@ -105,21 +112,44 @@ def collect(
         raise typer.Exit(1)
 
 
-def _scan(data_dir: Path) -> list[tuple[Path, dict | None]]:
-    out = []
+def _checked_suite(schema, data: dict, what: str):
+    """The suite ``data`` made from command-line options, or one sentence naming the field."""
+    from pydantic import ValidationError
+
+    from marlbench.fileio import error_field, error_message
+
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise UserError(f"{what}: {error_field(err)}: {error_message(err)}") from None
+
+
+def _scan(data_dir: Path) -> list[tuple[Path, dict | None | str]]:
+    """(run folder, its manifest, None when it has none, or why it is invalid)."""
+    from marlbench.data.collect import MANIFEST, read_manifest
+
+    require_dir(data_dir, "--data-dir", must_exist=False)
+    out: list[tuple[Path, dict | None | str]] = []
     for path in sorted(Path(data_dir).glob("*/*/*/*")):
         if path.parent.name == "behaviour" or not path.is_dir():
             continue
-        manifest = path / "manifest.json"
-        out.append((path, json.loads(manifest.read_text()) if manifest.exists() else None))
+        if not (path / MANIFEST).exists():
+            out.append((path, None))
+            continue
+        try:
+            out.append((path, read_manifest(path)))
+        except UserError as exc:
+            out.append((path, str(exc)))
     return out
 
 
-def _print_list(data_dir: Path, only: set[Path] | None = None) -> None:
+def _print_list(data_dir: Path, only: set[Path] | None = None) -> list[str]:
+    """Print the datasets' table; return why each invalid manifest is invalid."""
     rows = [(p, m) for p, m in _scan(data_dir) if only is None or p in only]
     if not rows:
         console.print(f"no datasets under {data_dir}/ — collect with: marlbench data collect")
-        return
+        return []
     t = Table(title=f"Datasets in {data_dir}/")
     for col in ("source", "task", "quality", "episodes", "win", "return", "len", "made by",
                 "run"):
@@ -130,12 +160,21 @@ def _print_list(data_dir: Path, only: set[Path] | None = None) -> None:
         if m is None:
             t.add_row(source, task, quality, "", "", "", "", "[yellow]incomplete", path.name)
             continue
+        if isinstance(m, str):
+            t.add_row(source, task, quality, "", "", "", "", "[red]invalid manifest",
+                      path.name)
+            continue
         bp = m.get("behaviour_policy") or {}
         where = bp.get("checkpoint") or ("training log" if bp.get("until_checkpoint") else "")
         t.add_row(source, task, quality, str(m["episodes"]), _fmt(m.get("win_rate"), 2),
                   _fmt(m["mean_return"], 2), _fmt(m["episode_length"]["mean"], 1),
-                  f"{bp.get('name', '')} {where}".strip(), path.name)
+                  escape(f"{bp.get('name', '')} {where}".strip()), path.name)
     console.print(t)
+    problems = [m for _, m in rows if isinstance(m, str)]
+    for problem in problems:
+        err_console.print(f"[bold red]error:[/bold red] {escape(problem)}", highlight=False,
+                          soft_wrap=True)
+    return problems
 
 
 @data_app.command("list")
@@ -147,9 +186,13 @@ def list_data(
     statistics from the manifests: episodes, win rate, mean return, mean length (filled rows)
     and what made them. Checksums are checked by `data inspect` and before training.
 
+    A manifest that is unreadable or off its schema is listed as invalid, its reason printed
+    below the table, and the command exits with code 2.
+
     Example: marlbench data list --data-dir data
     """
-    _print_list(data_dir)
+    if _print_list(data_dir):
+        raise typer.Exit(2)
 
 
 @data_app.command("inspect")
@@ -159,22 +202,25 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables"),
 ) -> None:
     """Shapes, episodes, mean return, win rate, episode lengths and checksum status of a
-    dataset — marlbench's or the public ODIS files, unchanged.
+    dataset — marlbench's or the public ODIS files, unchanged. Exits with code 2 when the
+    dataset is unreadable, off the ODIS format or does not match its manifest's checksums.
 
     Example: marlbench data inspect data/odis/3m/medium/qmix_2022-04-03_12-49-45 --json
     """
     import h5py
 
-    from marlbench.data.collect import MANIFEST, verify_dataset
+    from marlbench.data.collect import MANIFEST, read_manifest, verify_dataset
     from marlbench.data.dataset import LazyEpisodes
     from marlbench.data.format import DatasetError, read_part
     from marlbench.data.stats import episode_stats, guess_task, infer_won
 
     if not path.exists():
-        raise UserError(f"{path} does not exist")
+        raise UserError(f"dataset {path} does not exist")
+    if not path.is_dir() and not path.is_file():
+        raise UserError(f"dataset {path} is not a regular file or directory")
     run_dir = path if path.is_dir() else path.parent
     manifest_path = run_dir / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
+    manifest = read_manifest(run_dir) if manifest_path.exists() else None
     if manifest is None:
         checksum = "no manifest (public ODIS folders have none)"
     else:
@@ -192,14 +238,14 @@ def inspect(
         with h5py.File(files[0], "r") as f:
             keys = {k: {"shape": list(f[k].shape), "dtype": str(f[k].dtype),
                         "compression": f[k].compression} for k in f}
-    except DatasetError as exc:  # unreadable: say so, with the checksum verdict
+    except DatasetError as exc:  # unreadable or invalid: say so, with the checksum verdict
         if as_json:
             typer.echo(json.dumps({"path": str(path), "error": str(exc), "checksum": checksum},
                                   indent=2))
         else:
-            err_console.print(f"[bold red]error:[/bold red] {exc}\nchecksum: {checksum}",
-                              highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+            err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}\n"
+                              f"checksum: {escape(checksum)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     task = (manifest or {}).get("task") or guess_task(run_dir)
     won = infer_won(eps, task)
     stats = episode_stats(eps, won)
@@ -212,7 +258,7 @@ def inspect(
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         if checksum.startswith("MISMATCH"):
-            raise typer.Exit(1)
+            raise typer.Exit(2)
         return
     t = Table(title=str(path), show_header=False)
     t.add_column("field")
@@ -237,7 +283,9 @@ def inspect(
         k.add_row(name, str(tuple(info["shape"])), info["dtype"], str(info["compression"]))
     console.print(k)
     if checksum.startswith("MISMATCH"):
-        raise typer.Exit(1)
+        err_console.print(f"[bold red]error:[/bold red] {escape(checksum)}", highlight=False,
+                          soft_wrap=True)
+        raise typer.Exit(2)
 
 
 @import_app.command("odis")
@@ -253,6 +301,7 @@ def import_odis_cmd(
     """
     from marlbench.data.importers import import_odis
 
+    require_dir(data_dir, "--data-dir", must_exist=False)
     rows = import_odis(path, data_dir)
     t = Table(title=f"Imported into {data_dir}/odis/")
     for col in ("task", "quality", "episodes", "win rate", "mean return", "status"):
@@ -275,16 +324,13 @@ def import_og_marl_cmd(
     data_dir: Path = typer.Option(DEFAULT_DATA, "--data-dir", help="Data directory"),
 ) -> None:
     """Convert an OG-MARL (flashbax) vault into ODIS-format HDF5 under <data>/og-marl/.
-    Needs flashbax, for this command only: pip install 'marlbench[ogmarl]'.
+    Needs flashbax, for this command only: pip install 'marlbench\\[ogmarl]'.
 
     Example: marlbench data import og-marl vaults/smac_v1/3m.vlt --task 3m --uid Good
     """
-    from marlbench.data.format import DatasetError
     from marlbench.data.importers import import_og_marl
 
-    try:
-        m = import_og_marl(path, task, quality, data_dir, vault_uid)
-    except (DatasetError, KeyError) as exc:
-        raise UserError(str(exc).strip('"')) from None
+    require_dir(data_dir, "--data-dir", must_exist=False)
+    m = import_og_marl(path, task, quality, data_dir, vault_uid)
     console.print(f"{m['status']}: {m['task']}/{m['quality']}, {m['episodes']} episodes, "
                   f"mean return {m['mean_return']:.2f}, win rate {_fmt(m.get('win_rate'))}")
