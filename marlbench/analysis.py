@@ -7,7 +7,7 @@ policy itself on the suite's backend. Padded steps and dead agents are left out.
 
 from __future__ import annotations
 
-import json
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,13 +41,23 @@ def load_checkpoint(checkpoint: Path, task: str) -> Loaded:
     if not checkpoint.is_file() or not job.is_file():
         raise UserError(f"{checkpoint} is not a checkpoint of a marlbench train job (expected "
                         "results/runs/train/<id>/checkpoints/step_N.pt next to its job.json)")
-    config = json.loads(job.read_text())["config"]
+    from marlbench.results.store import read_job_file
+
+    config = read_job_file(job)["config"]
+    if config.get("task_set") is None or "test" not in config:
+        raise UserError(f"{job} is not a train job's (no task set or test tasks)")
     if task not in config["test"]:
         raise UserError(f"task {task} is not a test task of {config['task_set']}; choose one "
                         f"of: {', '.join(config['test'])}")
     learner = _build_learner(config, torch.device("cpu"))
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    learner.load_state_dict(state["learner"])
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        learner.load_state_dict(state["learner"])
+    except (RuntimeError, EOFError, KeyError, TypeError, OSError, ValueError,
+            pickle.UnpicklingError) as exc:
+        raise UserError(f"{checkpoint} is not a readable checkpoint of this {config['label']} "
+                        f"run ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); it is "
+                        "truncated, corrupt or another run's") from None
     if not hasattr(getattr(learner, "agent", None), "tokenizer"):
         raise UserError(f"{config['algorithm']} has no single entity-transformer agent to "
                         "analyse; analyze supports bc_t, bc_r, updet_m, updet_l and stairs")

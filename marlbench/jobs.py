@@ -16,7 +16,7 @@ from typing import Any
 from marlbench import __version__
 from marlbench.fileio import save_torch
 from marlbench.plan import Job
-from marlbench.results.store import Store, read_json, write_json
+from marlbench.results.store import Store, read_job_file, write_json
 
 Progress = Callable[[int, int, str], None]
 
@@ -117,7 +117,7 @@ def _eval(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> 
     c = job.config
     device = pick_device(opts.get("device", "auto"))
     train_dir = store.dir_of("train", c["train"])
-    train_cfg = read_json(train_dir / "job.json")["config"]
+    train_cfg = read_job_file(train_dir / "job.json")["config"]
     learner = _build_learner(train_cfg, device)
     ckpt = torch.load(train_dir / "checkpoints" / f"step_{c['step']}.pt", map_location=device)
     learner.load_state_dict(ckpt["learner"])

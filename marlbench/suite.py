@@ -1,4 +1,9 @@
-"""Suite files: YAML validated by pydantic models, with profiles and file:line error messages."""
+"""Suite files: YAML validated by pydantic models, with profiles and file:line error messages.
+
+Read at the door: UTF-8 only, at most 1 MiB, safe YAML, duplicate keys refused, aliases allowed
+but capped (the expanded document may hold at most 100,000 nodes, so an alias bomb is refused
+before it is expanded), every number ranged (see :mod:`marlbench.fields`).
+"""
 
 from __future__ import annotations
 
@@ -13,18 +18,26 @@ from marlbench.data.qualities import QUALITIES
 from marlbench.envs import BACKENDS
 from marlbench.envs.tasksets import TASK_SETS
 from marlbench.errors import UserError
+from marlbench.fields import Count, Device, Interval, Rate, Seed
+from marlbench.fileio import error_field, error_message, is_safe_name, read_text
 from marlbench.learners import LEARNERS
+
+MAX_SUITE_BYTES = 1 << 20
+MAX_YAML_NODES = 100_000  # after expanding aliases
+MAX_CHECKPOINTS = 1000  # checkpoints (and so evaluations) per training run
+MAX_JOBS = 200_000  # jobs of one plan (the paper suites plan about 21,000)
+IMPORT_SOURCES = ("odis", "og-marl")  # folders of `marlbench data import` under the data dir
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class AlgorithmEntry(_Strict):
     """One row of the tables: a learner, its parameters and its display label."""
 
     name: str
-    label: str | None = None
+    label: str | None = Field(None, min_length=1, max_length=60, pattern=r"^[^\x00-\x1f]*$")
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")
@@ -43,7 +56,12 @@ class AlgorithmEntry(_Strict):
                 f"unknown parameter(s) {', '.join(unknown)} for {self.name}; valid: "
                 f"{', '.join(config.model_fields)}"
             )
-        config.model_validate(self.params)
+        try:
+            config.model_validate(self.params)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ValueError(f"params.{error_field(err)} of {self.name}: "
+                             f"{error_message(err)}") from None
         if self.label is None:
             self.label = LEARNERS[self.name].label
         return self
@@ -57,10 +75,14 @@ class BehaviourSettings(_Strict):
     """
 
     algorithm: Literal["mappo"] = "mappo"
-    env_steps: int = Field(2_050_000, gt=0, description="training budget in environment steps")
-    batch_episodes: int = Field(128, gt=0, description="episodes played in parallel per update")
-    eval_interval: int = Field(10_000, gt=0, description="evaluate and checkpoint every N steps")
-    eval_episodes: int = Field(32, gt=0, description="greedy episodes per evaluation")
+    env_steps: int = Field(2_050_000, gt=0, le=10**9, strict=True,
+                           description="training budget in environment steps")
+    batch_episodes: int = Field(128, gt=0, le=4096, strict=True,
+                                description="episodes played in parallel per update")
+    eval_interval: int = Field(10_000, gt=0, le=10**9, strict=True,
+                               description="evaluate and checkpoint every N steps")
+    eval_episodes: int = Field(32, gt=0, le=100_000, strict=True,
+                               description="greedy episodes per evaluation")
     medium_fraction: float = Field(
         0.5, gt=0, le=1, description="medium = first checkpoint reaching this × expert win rate")
     medium_win_rate: float | None = Field(
@@ -79,15 +101,30 @@ class BehaviourSettings(_Strict):
         if unknown:
             raise ValueError(f"unknown MAPPO parameter(s) {', '.join(unknown)}; valid: "
                              f"{', '.join(valid)}")
+        try:
+            MappoConfig(**v)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ValueError(f"MAPPO parameter {error_field(err)}: {error_message(err)}") from None
         return v
+
+    @model_validator(mode="after")
+    def _bounded(self) -> BehaviourSettings:
+        evals = self.env_steps // self.eval_interval
+        if evals > 10_000:
+            raise ValueError(f"env_steps / eval_interval = {evals} behaviour checkpoints; at "
+                             "most 10000 are allowed (raise eval_interval)")
+        return self
 
 
 class DataSettings(_Strict):
     """How much offline data each (task, quality) gets, how it is made and how it is loaded."""
 
-    episodes: int = Field(2000, gt=0, description="episodes collected per task and quality")
-    last_episodes: int = Field(2000, gt=0, description="the loader keeps the last N episodes")
-    seed: int = Field(0, description="collection seed")
+    episodes: int = Field(2000, gt=0, le=1_000_000, strict=True,
+                          description="episodes collected per task and quality")
+    last_episodes: int = Field(2000, gt=0, le=10_000_000, strict=True,
+                               description="the loader keeps the last N episodes")
+    seed: Seed = Field(0, description="collection seed")
     behaviour: BehaviourSettings = Field(default_factory=BehaviourSettings)
     imported: dict[str, str] = Field(
         default_factory=dict,
@@ -97,32 +134,59 @@ class DataSettings(_Strict):
 
 
 class TrainingSettings(_Strict):
-    updates: int = Field(30000, gt=0, description="optimiser steps")
-    batch_episodes: int = Field(32, gt=0, description="episodes of one task per batch")
-    lr: float | None = Field(None, gt=0, description="learning-rate override for every algorithm")
-    device: str = Field("auto", description="auto (CUDA when present), cpu or cuda")
+    updates: Count = Field(30000, description="optimiser steps")
+    batch_episodes: int = Field(32, gt=0, le=4096, strict=True,
+                                description="episodes of one task per batch")
+    lr: Rate | None = Field(None, description="learning-rate override for every algorithm")
+    device: Device = Field("auto", description="auto (CUDA when present), cpu, cuda or cuda:N")
 
 
 class EvaluationSettings(_Strict):
-    episodes: int = Field(32, gt=0, description="greedy episodes per test task")
-    interval: int | None = Field(500, gt=0, description="evaluate every N updates (and at the end)")
+    episodes: int = Field(32, gt=0, le=100_000, strict=True,
+                          description="greedy episodes per test task")
+    interval: Interval | None = Field(500, description="evaluate every N updates (and at the end)")
     checkpoint: Literal["final", "best", "last_k"] = "final"
-    last_k: int = Field(3, gt=0)
-    seed: int = 0
+    last_k: int = Field(3, gt=0, le=MAX_CHECKPOINTS, strict=True)
+    seed: Seed = 0
 
 
 class Suite(_Strict):
-    name: str
-    description: str = ""
+    name: str = Field(description="the suite's name; also the file name of its plan")
+    description: str = Field("", max_length=10_000)
     backend: str = "smax"
     task_sets: list[str] = Field(min_length=1)
     qualities: list[str] = Field(min_length=1)
-    seeds: list[int] = Field(min_length=1)
-    algorithms: list[AlgorithmEntry] = Field(min_length=1)
+    seeds: list[Seed] = Field(min_length=1, max_length=1000)
+    algorithms: list[AlgorithmEntry] = Field(min_length=1, max_length=200)
     data: DataSettings = Field(default_factory=DataSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not is_safe_name(v):
+            raise ValueError(f"{v!r} cannot name a plan file: use letters, digits, '_', '-' and "
+                             "'.' (no '/', no '..'), starting with a letter or digit, at most "
+                             "100 characters")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_unique(cls, v: list[int]) -> list[int]:
+        dupes = sorted({x for x in v if v.count(x) > 1})
+        if dupes:
+            raise ValueError(f"each seed may appear once; repeated: {', '.join(map(str, dupes))}")
+        return v
+
+    @field_validator("profiles")
+    @classmethod
+    def _profile_names(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name in v:
+            if not is_safe_name(name):
+                raise ValueError(f"profile name {name!r}: use letters, digits, '_', '-', '.'")
+        return v
 
     @field_validator("backend")
     @classmethod
@@ -148,16 +212,45 @@ class Suite(_Strict):
             if self.backend not in backends:
                 raise ValueError(f"task set {name!r} does not run on backend {self.backend!r}; "
                                  f"it runs on: {', '.join(backends)}")
-        for name in self.data.imported:
+        for name, source in self.data.imported.items():
             if name not in self.task_sets:
                 raise ValueError(f"data.imported names task set {name!r}, which the suite does "
                                  f"not run; its task sets: {', '.join(self.task_sets)}")
+            if source not in IMPORT_SOURCES:
+                raise ValueError(f"data.imported.{name}: unknown import source {source!r}; "
+                                 f"choose one of: {', '.join(IMPORT_SOURCES)}")
         collected = [s for s in self.task_sets if s not in self.data.imported]
         for quality in self.qualities if collected else []:
             if self.backend not in QUALITIES[quality].backends:
                 fits = [q for q, spec in QUALITIES.items() if self.backend in spec.backends]
                 raise ValueError(f"data quality {quality!r} cannot be collected on backend "
                                  f"{self.backend!r}; qualities there: {', '.join(fits) or 'none'}")
+        for quality in self.qualities:
+            parts = len(QUALITIES[quality].stored)
+            if self.data.last_episodes < parts:
+                raise ValueError(f"data.last_episodes {self.data.last_episodes} leaves no "
+                                 f"episode to each of the {parts} parts of {quality!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _bounded_checkpoints(self) -> Suite:
+        every = self.evaluation.interval
+        if every is not None and self.training.updates // every + 1 > MAX_CHECKPOINTS:
+            raise ValueError(
+                f"training.updates {self.training.updates} with evaluation.interval {every} "
+                f"makes {self.training.updates // every} checkpoints; at most "
+                f"{MAX_CHECKPOINTS} are allowed per run (raise evaluation.interval)")
+        return self
+
+    @model_validator(mode="after")
+    def _bounded_plan(self) -> Suite:
+        every = self.evaluation.interval
+        checkpoints = 1 + (self.training.updates // every if every else 0)
+        runs = len(self.qualities) * len(self.algorithms) * len(self.seeds)
+        jobs = sum(runs * (1 + checkpoints * len(TASK_SETS[s].test)) for s in self.task_sets)
+        if jobs > MAX_JOBS:
+            raise ValueError(f"the suite plans about {jobs} jobs; at most {MAX_JOBS} are allowed "
+                             "in one plan (split it into several suites, or evaluate less often)")
         return self
 
     @model_validator(mode="after")
@@ -180,8 +273,9 @@ def _check_names(values: list[str], registry: dict, what: str) -> list[str]:
     for v in values:
         if v not in registry:
             raise ValueError(f"unknown {what} {v!r}; choose one of: {', '.join(registry)}")
-    if len(set(values)) != len(values):
-        raise ValueError(f"each {what} may appear once")
+    dupes = sorted({x for x in values if values.count(x) > 1})
+    if dupes:
+        raise ValueError(f"each {what} may appear once; repeated: {', '.join(dupes)}")
     return values
 
 
@@ -221,27 +315,93 @@ def _line_for(loc: tuple, lines: dict) -> int:
     return lines.get(loc, 1)
 
 
-def load_suite(path: str | Path, profile: str | None = None) -> Suite:
-    """Read, merge the profile, and validate a suite file; raise UserError listing problems."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"suite file {path} does not exist")
-    text = path.read_text()
+class _SuiteLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping (the second would silently
+    replace the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: let the constructor say so
+                break
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (first on line {first})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def _expanded_nodes(root: yaml.Node) -> int:
+    """Nodes of the document with every alias expanded, computed without expanding (shared
+    nodes are counted once per use); a recursive alias is refused."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise yaml.constructor.ConstructorError(
+                None, None, "an alias refers to a node that contains it", node.start_mark)
+        active.add(key)
+        if isinstance(node, yaml.MappingNode):
+            n = 1 + sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            n = 1 + sum(size(v) for v in node.value)
+        else:
+            n = 1
+        active.discard(key)
+        sizes[key] = min(n, MAX_YAML_NODES + 1)
+        return sizes[key]
+
+    return size(root)
+
+
+def read_yaml(path: Path) -> tuple[Any, dict]:
+    """The document of a YAML file and the line of every key path; one sentence on bad input."""
+    text = read_text(path, "suite file", MAX_SUITE_BYTES)
     try:
-        node = yaml.compose(text)
-        raw = yaml.safe_load(text)
+        loader = _SuiteLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None, {}
+            if _expanded_nodes(node) > MAX_YAML_NODES:
+                raise UserError(f"{path}: the document expands to more than {MAX_YAML_NODES} "
+                                "values once its aliases (*name) are resolved; refusing it")
+            raw = loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise UserError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    except RecursionError:
+        raise UserError(f"{path}: the YAML is nested too deeply") from None
+    return raw, _line_map(node)
+
+
+def load_suite(path: str | Path, profile: str | None = None) -> Suite:
+    """Read, merge the profile, and validate a suite file; raise UserError listing problems."""
+    path = Path(path)
+    raw, lines = read_yaml(path)
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a suite file must be a mapping of fields (name, task_sets, ...)")
-    lines = _line_map(node) if node is not None else {}
     data = raw
     if profile is not None:
         profiles = raw.get("profiles") or {}
+        if not isinstance(profiles, dict):
+            raise UserError(f"{path}:{_line_for(('profiles',), lines)}: profiles must be a "
+                            "mapping of profile names to overrides")
         if profile not in profiles:
-            choices = ", ".join(profiles) or "none defined"
+            choices = ", ".join(map(str, profiles)) or "none defined"
             raise UserError(f"{path}: unknown profile {profile!r}; profiles: {choices}")
         override = profiles[profile] or {}
         if not isinstance(override, dict):
@@ -257,15 +417,18 @@ def load_suite(path: str | Path, profile: str | None = None) -> Suite:
         problems = []
         for err in exc.errors():
             loc = tuple(x for x in err["loc"] if not str(x).startswith("function-"))
-            field = ".".join(str(x) for x in loc) or "(top level)"
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = f"unknown field {loc[-1]!r}"
-            problems.append(f"{path}:{_line_for(loc, lines)}: {field}: {msg}")
+            problems.append(f"{path}:{_line_for(loc, lines)}: {error_field(err)}: "
+                            f"{_suite_message(err)}")
         raise UserError("\n".join(problems)) from None
     for name, override in suite.profiles.items():
         _validate_profile(path, name, raw, override, lines)
     return suite
+
+
+def _suite_message(err: dict) -> str:
+    if err["type"] == "extra_forbidden":
+        return f"unknown field {err['loc'][-1]!r}"
+    return error_message(err)
 
 
 def _validate_profile(path: Path, name: str, raw: dict, override: dict, lines: dict) -> None:
@@ -274,11 +437,10 @@ def _validate_profile(path: Path, name: str, raw: dict, override: dict, lines: d
         Suite.model_validate(_deep_merge(raw, override or {}))
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ("profiles", name) + tuple(err["loc"])
+        loc = ("profiles", name) + tuple(x for x in err["loc"]
+                                         if not str(x).startswith("function-"))
         field = ".".join(str(x) for x in loc)
-        raise UserError(
-            f"{path}:{_line_for(loc, lines)}: {field}: {err['msg'].removeprefix('Value error, ')}"
-        ) from None
+        raise UserError(f"{path}:{_line_for(loc, lines)}: {field}: {_suite_message(err)}") from None
 
 
 def resolved_params(suite: Suite, entry: AlgorithmEntry) -> dict[str, Any]:

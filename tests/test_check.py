@@ -1,9 +1,9 @@
 """`marlbench baseline save` / `marlbench check`: the regression gate on hand-made results."""
 
-import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from results_fixture import eval_id, write_eval, write_plan
 from test_aggregate import _records
 from typer.testing import CliRunner
 
@@ -18,23 +18,14 @@ def _results(root, groups, failed=()):
     """A results directory with one eval job per group of records (and a plan naming them)."""
     jobs = {}
     for i, group in enumerate(groups):
-        jid = f"eval-{i:04d}"
-        d = root / "runs" / "eval" / jid
-        d.mkdir(parents=True)
-        recs = [{**r, "algorithm": r["label"].lower(), "backend": "smax"} for r in group]
-        (d / "records.json").write_text(json.dumps(recs))
-        (d / "status.json").write_text(json.dumps({"state": "done"}))
+        jid = eval_id(i)
+        write_eval(root, jid, group)
         jobs[jid] = {"kind": "eval", "title": f"eval {i}"}
     for j, title in enumerate(failed):
-        jid = f"eval-failed-{j}"
-        d = root / "runs" / "eval" / jid
-        d.mkdir(parents=True)
-        (d / "status.json").write_text(json.dumps({"state": "failed"}))
+        jid = eval_id("failed", j)
+        write_eval(root, jid, None, state="failed")
         jobs[jid] = {"kind": "eval", "title": title}
-    plan = {"suite": "s", "profile": None, "checkpoint": "final", "last_k": 3,
-            "task_sets": ["marine_easy"], "labels": ["A", "B"], "jobs": jobs}
-    (root / "plans").mkdir(parents=True)
-    (root / "plans" / "s.json").write_text(json.dumps(plan))
+    write_plan(root, jobs, ["A", "B"], ["marine_easy"], ["q"], [1, 2])
     return root
 
 

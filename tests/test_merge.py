@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from results_fixture import eval_id, status, write_eval, write_plan
 from test_aggregate import _records
 from typer.testing import CliRunner
 
@@ -22,26 +23,15 @@ def _run_dir(root, done, failed=(), config="c"):
     jobs = {}
     for label in ("A", "B"):
         for seed in SEEDS:
-            jid = f"eval-{label}-{seed}-{config}"
+            jid = eval_id(label, seed, config)
             jobs[jid] = {"kind": "eval", "title": f"eval {label} s{seed}", "label": label,
                          "task_set": "marine_easy", "quality": "q", "seed": seed}
     for label, seed, seen, unseen in done:
-        jid = f"eval-{label}-{seed}-{config}"
-        d = root / "runs" / "eval" / jid
-        d.mkdir(parents=True)
-        recs = [{**r, "algorithm": label.lower(), "backend": "smax", "job_id": jid}
-                for r in _records(label, "marine_easy", "q", seed, seen, unseen)]
-        (d / "records.json").write_text(json.dumps(recs))
-        (d / "status.json").write_text(json.dumps({"state": "done"}))
+        write_eval(root, eval_id(label, seed, config),
+                   _records(label, "marine_easy", "q", seed, seen, unseen))
     for label, seed in failed:
-        d = root / "runs" / "eval" / f"eval-{label}-{seed}-{config}"
-        d.mkdir(parents=True)
-        (d / "status.json").write_text(json.dumps({"state": "failed"}))
-    plan = {"suite": "s", "profile": None, "checkpoint": "final", "last_k": 3,
-            "task_sets": ["marine_easy"], "qualities": ["q"], "seeds": SEEDS,
-            "labels": ["A", "B"], "jobs": jobs}
-    (root / "plans").mkdir(parents=True)
-    (root / "plans" / "s.json").write_text(json.dumps(plan))
+        write_eval(root, eval_id(label, seed, config), None, state="failed")
+    write_plan(root, jobs, ["A", "B"], ["marine_easy"], ["q"], SEEDS)
     return root
 
 
@@ -117,16 +107,16 @@ def test_report_and_check_take_several_directories(tmp_path):
 
 def test_a_started_job_is_said_to_be_running(tmp_path):
     a = _run_dir(tmp_path / "a", [r for r in RUNS if r[:2] != ("B", 2)])
-    started = a / "runs" / "eval" / "eval-B-2-c"
+    started = a / "runs" / "eval" / eval_id("B", 2, "c")
     started.mkdir(parents=True)
     (started / "job.json").write_text("{}")  # what run_job writes first
     res = load_results(a)
     assert sorted(res.states["state"]) == ["done", "done", "done", "running"]
     cell = _cell(table_of(res, None, None), "Seen · Mean", "B")
     assert cell.partial and "still running, or interrupted (1 of 2 eval jobs)" in cell.reason
-    (started / "status.json").write_text(json.dumps({"state": "failed"}))
+    (started / "status.json").write_text(json.dumps(status(started.name, "failed")))
     b = _run_dir(tmp_path / "b", [])
-    rerun = b / "runs" / "eval" / "eval-B-2-c"
+    rerun = b / "runs" / "eval" / eval_id("B", 2, "c")
     rerun.mkdir(parents=True)
     (rerun / "job.json").write_text("{}")
     merged = load_results([a, b])  # failed there, rerunning here: running

@@ -52,7 +52,8 @@ def test_valid_suite(tmp_path):
          "choose one of: marine_easy, marine_hard"),
         ("updates: 10", "updates: ten", ":9: training.updates: Input should be a valid integer"),
         ("- name: bc_t", "- name: bc_x", ":7: algorithms.0.name: unknown algorithm 'bc_x'"),
-        ("{updates: 5}", "{updatez: 5}", ":12: profiles.quick.training.updatez: Extra inputs"),
+        ("{updates: 5}", "{updatez: 5}",
+         ":12: profiles.quick.training.updatez: unknown field 'updatez'"),
         ("[scripted]", "[experts]", ":4: qualities: unknown data quality 'experts'; choose one "
          "of: expert, medium, medium-replay, medium-expert, scripted"),
     ],

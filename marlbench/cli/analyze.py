@@ -23,8 +23,9 @@ CKPT_HELP = "A train job's checkpoint: results/runs/train/<id>/checkpoints/step_
 def attention(
     checkpoint: Path = typer.Argument(..., help=CKPT_HELP),
     task: str = typer.Option(..., "--task", "-t", help="Test task of the checkpoint's set"),
-    episodes: int = typer.Option(8, "--episodes", help="Fixed episodes to run over"),
-    agent: int = typer.Option(0, "--agent", help="Which agent's attention to draw"),
+    episodes: int = typer.Option(8, "--episodes", min=1, max=10_000,
+                                 help="Fixed episodes to run over"),
+    agent: int = typer.Option(0, "--agent", min=0, help="Which agent's attention to draw"),
     out: Path = typer.Option(Path("results/analysis"), "--out", help="Folder for the PNGs"),
     data_dir: Path = typer.Option(DEFAULT_DATA, "--data-dir", help="Data directory"),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
@@ -75,7 +76,8 @@ def attention(
 def dormant(
     checkpoint: Path = typer.Argument(..., help=CKPT_HELP),
     task: str = typer.Option(..., "--task", "-t", help="Test task of the checkpoint's set"),
-    episodes: int = typer.Option(32, "--episodes", help="Fixed episodes to run over"),
+    episodes: int = typer.Option(32, "--episodes", min=1, max=10_000,
+                                 help="Fixed episodes to run over"),
     data_dir: Path = typer.Option(DEFAULT_DATA, "--data-dir", help="Data directory"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:

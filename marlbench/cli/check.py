@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from marlbench.cli.common import console, user_errors
+from marlbench.cli.common import console, user_errors, writable_file
 from marlbench.cli.report import table_of
 
 baseline_app = typer.Typer(help="Save the per-cell statistics of a results directory as a "
@@ -30,7 +30,8 @@ def save(
     to: Path = typer.Option(..., "--to", help="Baseline file, e.g. results/baselines/smoke.json"),
     suite: str = typer.Option(None, "--suite", help="Only this suite's latest run"),
     checkpoint: str = typer.Option(None, "--checkpoint", help="final | best | last_k"),
-    last_k: int = typer.Option(None, "--last-k", help="k for --checkpoint last_k"),
+    last_k: int = typer.Option(None, "--last-k", min=1, max=1000,
+                               help="k for --checkpoint last_k"),
 ) -> None:
     """Store every complete cell of the main table (mean, std, seeds, standard error).
 
@@ -39,6 +40,7 @@ def save(
     from marlbench.results.baseline import baseline_doc, save_baseline
     from marlbench.results.store import load_results
 
+    writable_file(to, "--to")
     res = load_results(results_dirs, suite)
     table = table_of(res, checkpoint, last_k)
     failed = _failed_jobs(res)
@@ -54,25 +56,35 @@ def check(
                                               "(default: results; several are merged)"),
     baseline: Path = typer.Option(..., "--baseline", "-b", help="Baseline file"),
     tolerance: float = typer.Option(5.0, "--tolerance", help="Allowed drop per cell in "
-                                    "win-rate points"),
+                                    "win-rate points (finite, ≥ 0)"),
     sigma: float = typer.Option(None, "--sigma", help="Also allow drops within K combined "
-                                "standard errors (the larger allowance wins)"),
+                                "standard errors (the larger allowance wins; finite, ≥ 0)"),
     suite: str = typer.Option(None, "--suite", help="Only this suite's latest run"),
     junit: Path = typer.Option(None, "--junit", help="Write JUnit XML here"),
     summary: Path = typer.Option(None, "--summary", help="Write a Markdown summary here (e.g. "
                                  "$GITHUB_STEP_SUMMARY)"),
 ) -> None:
     """Compare a results directory with a baseline; exit 1 when a cell dropped beyond the
-    allowance, is missing, or a job failed, 0 otherwise.
+    allowance, is missing or cannot be compared, or a job failed; 0 otherwise; 2 on bad input
+    (an empty or malformed baseline, a NaN or negative --tolerance or --sigma).
 
     Example: marlbench check results --baseline results/baselines/smoke.json --tolerance 15
     """
     from rich.table import Table
 
     from marlbench.results.baseline import check as run_check
-    from marlbench.results.baseline import junit_xml, load_baseline, summary_markdown
+    from marlbench.results.baseline import (
+        check_allowance,
+        junit_xml,
+        load_baseline,
+        summary_markdown,
+    )
     from marlbench.results.store import load_results
 
+    check_allowance(tolerance, sigma)
+    for path, option in ((junit, "--junit"), (summary, "--summary")):
+        if path is not None:
+            writable_file(path, option)
     ref = load_baseline(baseline)
     res = load_results(results_dirs or [Path("results")], suite or ref.get("suite"))
     table = table_of(res, ref.get("checkpoint"), None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -14,6 +15,19 @@ from marlbench.errors import UserError
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def writable_file(path: Path, option: str) -> Path:
+    """An output file option: not a directory, its folder not a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{option} {path} is a directory; give a file name")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{option} {path}: {parent} is a file, not a directory")
+            break
+    return path
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:

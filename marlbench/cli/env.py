@@ -98,9 +98,10 @@ def info(
 @user_errors
 def bench(
     map_name: str = typer.Argument(..., help="SMAC map name"),
-    episodes: int = typer.Option(256, "--episodes", "-n", help="Parallel episodes"),
+    episodes: int = typer.Option(256, "--episodes", "-n", min=1, max=65_536,
+                                 help="Parallel episodes"),
     policy: str = typer.Option("random", "--policy", help="random | heuristic"),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1),
 ) -> None:
     """Play one batch of episodes and print env-steps/s and win rate.
 

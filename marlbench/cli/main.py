@@ -22,6 +22,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # help is plain text: brackets such as pip install 'marlbench[ogmarl]' stay literal
+    rich_markup_mode=None,
 )
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-from marlbench.cli.common import console, user_errors
+from marlbench.cli.common import console, user_errors, writable_file
 from marlbench.errors import UserError
+from marlbench.fileio import require_dir
 
 
 @user_errors
@@ -22,12 +23,15 @@ def report(
     suite: str = typer.Option(None, "--suite", help="Only this suite's latest run"),
     checkpoint: str = typer.Option(None, "--checkpoint", help="final | best | last-k "
                                    "(default: the suite's rule)"),
-    last_k: int = typer.Option(None, "--last-k", help="k for --checkpoint last_k"),
+    last_k: int = typer.Option(None, "--last-k", min=1, max=1000,
+                               help="k for --checkpoint last_k"),
     stats: bool = typer.Option(False, "--stats", help="Robust statistics instead of a table: "
                                "median, IQM, mean, optimality gap with bootstrap CIs and the "
                                "probability of improvement between algorithms"),
-    reps: int = typer.Option(2000, "--reps", help="Bootstrap replicates for --stats"),
-    boot_seed: int = typer.Option(0, "--boot-seed", help="Bootstrap seed for --stats"),
+    reps: int = typer.Option(2000, "--reps", min=1, max=100_000,
+                             help="Bootstrap replicates for --stats"),
+    boot_seed: int = typer.Option(0, "--boot-seed", min=0, max=2**32 - 1,
+                                  help="Bootstrap seed for --stats"),
     plots: Path = typer.Option(None, "--plots", help="Write figures (PNG and SVG) to this "
                                "folder: learning curves, seen/unseen/total bars, performance "
                                "profiles, probability of improvement"),
@@ -59,13 +63,18 @@ def report(
 
     if fmt not in render.FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of: {', '.join(render.FORMATS)}")
+    if screenshot and not html_out:
+        raise UserError("--screenshot needs --html FILE (the page to render)")
+    for path, option in ((html_out, "--html"), (screenshot, "--screenshot")):
+        if path is not None:
+            writable_file(path, option)
+    if plots is not None:
+        require_dir(plots, "--plots folder", must_exist=False)
     res = load_results(results_dirs or [Path("results")], suite)
     result, records = table_of(res, checkpoint, last_k, table, stat), res.records
     merged = merge_note(res)
     if merged and fmt == "rich":
         console.print(merged, style="dim")
-    if screenshot and not html_out:
-        raise UserError("--screenshot needs --html FILE (the page to render)")
     if plots or html_out:
         _figures_and_html(res, checkpoint, last_k, stat, plots, html_out, reps, boot_seed)
         if screenshot:
@@ -75,8 +84,6 @@ def report(
         from marlbench.results.aggregate import select_checkpoint
         from marlbench.results.robust import robust_report
 
-        if reps < 1:
-            raise UserError("--reps must be at least 1")
         labels = result.columns if result.name != "ablation" else result.rows
         rep = robust_report(select_checkpoint(records, result.rule), labels, reps, boot_seed)
         if fmt == "rich":

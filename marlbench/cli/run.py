@@ -25,12 +25,14 @@ def run(
     results: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Results directory"),
     data_dir: Path = typer.Option(DEFAULT_DATA, "--data-dir", help="Dataset cache shared by "
                                   "suites (env MARLBENCH_DATA_DIR)"),
-    workers: int = typer.Option(min(2, os.cpu_count() or 1), "--workers", "-w",
+    workers: int = typer.Option(min(2, os.cpu_count() or 1), "--workers", "-w", min=0, max=1024,
                                 help="Worker processes (0 = run in this process)"),
-    threads: int = typer.Option(None, "--threads", help="torch threads per worker (default: "
-                                "cores ÷ workers). Results are bit-identical for the same seed "
-                                "and thread count; other counts change float reduction order"),
-    device: str = typer.Option(None, "--device", help="auto | cpu | cuda (default: suite's)"),
+    threads: int = typer.Option(None, "--threads", min=1, max=1024,
+                                help="torch threads per worker (default: cores ÷ workers). "
+                                "Results are bit-identical for the same seed and thread count; "
+                                "other counts change float reduction order"),
+    device: str = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N (default: "
+                               "the suite's training.device)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, run nothing"),
 ) -> None:
     """Run a suite: collect missing datasets, train every algorithm × task set × quality × seed,
@@ -42,11 +44,15 @@ def run(
     from marlbench.plan import make_plan
     from marlbench.results.store import Store
 
+    store = Store(results, data_dir)  # both must be directories (or not exist yet)
     suite = load_suite(suite_file, profile)
+    chosen = check_device(device or suite.training.device,
+                          "--device" if device else f"{suite_file}: training.device")
     plan = make_plan(suite, data_dir)
-    store = Store(results, data_dir)
     counts = Counter(j.kind for j in plan.jobs.values())
-    done = Counter(j.kind for j in plan.jobs.values() if store.is_done(j))
+    states = {j.id: store.done_state(j) for j in plan.jobs.values()}
+    done = Counter(j.kind for j in plan.jobs.values() if states[j.id][0])
+    repairs = {jid: problem for jid, (ok, problem) in states.items() if problem}
     table = Table(title=f"Plan of {suite.name}" + (f" (profile {profile})" if profile else ""))
     for col in ("jobs", "total", "done", "to run"):
         table.add_column(col, justify="right" if col != "jobs" else "left")
@@ -55,11 +61,18 @@ def run(
             continue
         table.add_row(kind, str(counts[kind]), str(done[kind]), str(counts[kind] - done[kind]))
     console.print(table)
+    if repairs:
+        console.print(f"[yellow]{len(repairs)} job(s) finished before but their outputs are "
+                      "missing or invalid; they run again:[/yellow]")
+        for jid, problem in list(repairs.items())[:10]:
+            console.print(f"  {plan.jobs[jid].title}: {problem}", highlight=False)
+        if len(repairs) > 10:
+            console.print(f"  ... and {len(repairs) - 10} more")
     if dry_run:
         return
     store.save_plan(plan, profile)
     start = time.time()
-    opts = {"device": device or suite.training.device, "suite": suite.name}
+    opts = {"device": chosen, "suite": suite.name}
     summary = execute(plan, store, workers=workers, opts=opts, console=err_console,
                       threads=threads)
     wall = time.time() - start
@@ -77,6 +90,28 @@ def run(
     console.print(f"results in {results}/ — next: marlbench report {results} --table")
 
 
+def check_device(device: str, where: str) -> str:
+    """A device name that exists on this machine: auto, cpu, cuda or cuda:N (CUDA only when
+    present), checked before any job starts."""
+    import re
+
+    from marlbench.errors import UserError
+
+    if not re.fullmatch(r"auto|cpu|cuda(:\d{1,2})?", device):
+        raise UserError(f"{where}: unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"{where}: {device} was asked for, but this machine has no CUDA "
+                            "device (use auto or cpu)")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise UserError(f"{where}: {device} does not exist; this machine has "
+                            f"{torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
 @user_errors
 def validate(
     suite_file: Path = typer.Argument(..., help="Suite YAML file"),
@@ -87,8 +122,10 @@ def validate(
 
     Example: marlbench validate suites/smoke.yaml
     """
+    from marlbench.fileio import require_dir
     from marlbench.plan import make_plan
 
+    require_dir(data_dir, "data directory", must_exist=False)
     suite = load_suite(suite_file)
     plan = make_plan(suite, data_dir)
     kinds = Counter(j.kind for j in plan.jobs.values())

@@ -9,31 +9,35 @@ the stochastic policy; those episodes are the medium-replay log.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import torch
+from pydantic import ConfigDict
+from pydantic.dataclasses import dataclass
 from torch import nn
 
 from marlbench.data.format import EpisodeArrays
 from marlbench.envs.maps import Layout
+from marlbench.fields import Discount, NonNegative, Positive, Probability, Rate, Width
 from marlbench.rollout import RolloutResult, rollout
 
 
-@dataclass
+@dataclass(config=ConfigDict(extra="forbid", allow_inf_nan=False))
 class MappoConfig:
-    """Hyperparameters of the behaviour learner (stated in every manifest)."""
+    """Hyperparameters of the behaviour learner (stated in every manifest); validated on
+    construction (a pydantic dataclass), so a suite's ``data.behaviour.params`` are checked."""
 
-    hidden: int = 128
-    lr: float = 5e-4
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip: float = 0.2
-    epochs: int = 4
-    minibatches: int = 2
-    entropy_coef: float = 0.03
-    value_coef: float = 0.5
-    grad_norm_clip: float = 10.0
+    hidden: Width = 128
+    lr: Rate = 5e-4
+    gamma: Discount = 0.99
+    gae_lambda: Probability = 0.95
+    clip: Positive = 0.2
+    epochs: Width = 4
+    minibatches: Width = 2
+    entropy_coef: NonNegative = 0.03
+    value_coef: NonNegative = 0.5
+    grad_norm_clip: Positive = 10.0
 
 
 def _mlp(inp: int, hidden: int, out: int) -> nn.Sequential:

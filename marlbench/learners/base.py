@@ -13,6 +13,7 @@ from torch import nn
 
 from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
+from marlbench.fields import Positive, Rate
 
 
 class LearnerConfig(BaseModel):
@@ -23,9 +24,9 @@ class LearnerConfig(BaseModel):
     (ODIS, HiSSD). Either way the step counter counts task batches, as the references' t_env.
     """
 
-    model_config = ConfigDict(extra="forbid")
-    lr: float = 5e-4
-    grad_norm_clip: float = 10.0
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    lr: Rate = 5e-4
+    grad_norm_clip: Positive = 10.0
     update_discipline: Literal["per_task", "per_round"] = "per_task"
 
 

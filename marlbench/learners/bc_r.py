@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
+from marlbench.fields import FiniteFloat
 from marlbench.learners.base import Policy, register
 from marlbench.learners.bc_t import BCT, BCTConfig, EntityAgent
 
@@ -28,7 +29,7 @@ def returns_to_go(reward: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:
 
 
 class BCRConfig(BCTConfig):
-    rtg_init: float = RTG_INIT
+    rtg_init: FiniteFloat = RTG_INIT
 
 
 class ReturnPolicy(Policy):

@@ -16,6 +16,7 @@ from torch.nn import functional as F
 
 from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
+from marlbench.fields import Width
 from marlbench.learners.base import Learner, LearnerConfig, Policy, register
 from marlbench.nets.entity import EntityTokenizer, action_values, entity_widths
 from marlbench.nets.transformer import Transformer
@@ -57,9 +58,9 @@ class EntityAgent(nn.Module):
 
 
 class BCTConfig(LearnerConfig):
-    emb: int = 64
-    heads: int = 1
-    depth: int = 1
+    emb: Width = 64
+    heads: Width = 1
+    depth: Width = 1
 
 
 class EntityPolicy(Policy):

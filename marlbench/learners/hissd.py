@@ -39,6 +39,7 @@ from torch.nn import functional as F
 
 from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
+from marlbench.fields import Discount, Interval, NonNegative, Positive, Probability, Rate, Width
 from marlbench.learners.base import Learner, LearnerConfig, Policy, register
 from marlbench.learners.updet_m import copy_targets, load_networks, networks_state
 from marlbench.nets.entity import EntityTokenizer, entity_widths
@@ -181,19 +182,19 @@ class HissdAgent(nn.Module):
 
 
 class HissdConfig(LearnerConfig):
-    lr: float = 1e-4  # the reference's critic_lr, which every step uses with pretrain off
-    weight_decay: float = 1e-4
-    emb: int = 64
-    heads: int = 1
-    depth: int = 1
-    attn_embed: int = 8
-    beta: float = 0.05  # InfoNCE weight
-    expectile: float = 0.9  # ``epsilon``
-    td_weight: float = 10.0
-    max_weight: float = 100.0
+    lr: Rate = 1e-4  # the reference's critic_lr, which every step uses with pretrain off
+    weight_decay: NonNegative = 1e-4
+    emb: Width = 64
+    heads: Width = 1
+    depth: Width = 1
+    attn_embed: Width = 8
+    beta: NonNegative = 0.05  # InfoNCE weight
+    expectile: Probability = 0.9  # ``epsilon``
+    td_weight: NonNegative = 10.0
+    max_weight: Positive = 100.0
     mixer: Literal["mt_qattn", "vdn"] = "mt_qattn"
-    gamma: float = 0.99
-    target_update_interval: int = 80  # task batches
+    gamma: Discount = 0.99
+    target_update_interval: Interval = 80  # task batches
     update_discipline: Literal["per_task", "per_round"] = "per_round"
 
 

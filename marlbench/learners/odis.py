@@ -31,6 +31,7 @@ from torch.nn import functional as F
 
 from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
+from marlbench.fields import Discount, Interval, NonNegative, Probability, Rate, Width
 from marlbench.learners.base import Learner, LearnerConfig, Policy, register
 from marlbench.learners.updet_m import copy_targets, load_networks, networks_state
 from marlbench.nets.entity import entity_widths
@@ -99,20 +100,20 @@ class OdisAgent(nn.Module):
 
 
 class OdisConfig(LearnerConfig):
-    lr: float = 5e-4  # phase 1 (the reference's pre-optimiser)
-    critic_lr: float = 5e-4  # phase 2
-    emb: int = 64
-    heads: int = 1
-    depth: int = 1
-    attn_embed: int = 8
-    skill_dim: int = 3
-    pretrain_fraction: float = 0.3
-    beta: float = 0.001
-    coef_conservative: float = 5.0
-    coef_dist: float = 5.0
+    lr: Rate = 5e-4  # phase 1 (the reference's pre-optimiser)
+    critic_lr: Rate = 5e-4  # phase 2
+    emb: Width = 64
+    heads: Width = 1
+    depth: Width = 1
+    attn_embed: Width = 8
+    skill_dim: Width = 3
+    pretrain_fraction: Probability = 0.3
+    beta: NonNegative = 0.001
+    coef_conservative: NonNegative = 5.0
+    coef_dist: NonNegative = 5.0
     mixer: Literal["mt_qattn", "vdn"] = "mt_qattn"
-    gamma: float = 0.99
-    target_update_interval: int = 80  # task batches
+    gamma: Discount = 0.99
+    target_update_interval: Interval = 80  # task batches
     double_q: bool = True
     update_discipline: Literal["per_task", "per_round"] = "per_round"
 

@@ -20,6 +20,7 @@ from torch.nn import functional as F
 
 from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
+from marlbench.fields import Discount, Interval, NonNegative, Probability, Width
 from marlbench.learners.base import LearnerConfig, Policy, register
 from marlbench.learners.updet_m import ValueLearner, td_terms
 from marlbench.nets.entity import EntityTokenizer, action_values, entity_widths
@@ -141,19 +142,19 @@ def token_dropout_mask(n_tokens: int, actions: torch.Tensor, layout: Layout, p: 
 
 
 class StairsConfig(LearnerConfig):
-    emb: int = 64
-    heads: int = 1
-    h_cycles: int = 2
-    l_cycles: int = 1
-    high_step: int = 5
-    token_dropout: float = 0.1
+    emb: Width = 64
+    heads: Width = 1
+    h_cycles: Width = 2
+    l_cycles: Width = 1
+    high_step: Width = 5
+    token_dropout: Probability = 0.1
     spatial: bool = True
     temporal: bool = True
     mixer: Literal["mt_qattn", "vdn"] = "mt_qattn"
-    gamma: float = 0.99
-    target_update_interval: int = 80
+    gamma: Discount = 0.99
+    target_update_interval: Interval = 80
     double_q: bool = True
-    bc_coef: float = 1.0
+    bc_coef: NonNegative = 1.0
 
 
 class StairsPolicy(Policy):

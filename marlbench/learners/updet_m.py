@@ -17,6 +17,7 @@ from torch import nn
 
 from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
+from marlbench.fields import Discount, Interval, NonNegative, Width
 from marlbench.learners.base import Learner, LearnerConfig, Policy, register
 from marlbench.learners.bc_t import EntityAgent, EntityPolicy
 from marlbench.nets.mixers import make_mixer
@@ -25,14 +26,14 @@ MASKED = -1e10
 
 
 class UPDeTMConfig(LearnerConfig):
-    emb: int = 64
-    heads: int = 1
-    depth: int = 1
+    emb: Width = 64
+    heads: Width = 1
+    depth: Width = 1
     mixer: Literal["mt_qattn", "vdn"] = "mt_qattn"
-    gamma: float = 0.99
-    target_update_interval: int = 80
+    gamma: Discount = 0.99
+    target_update_interval: Interval = 80
     double_q: bool = True
-    coef_conservative: float = 5.0
+    coef_conservative: NonNegative = 5.0
 
 
 def td_terms(

@@ -131,6 +131,8 @@ class Plan:
         counts = sel["state"].value_counts()
         for state, text in (("failed", "failed"), ("skipped", "skipped: a dependency failed"),
                             ("running", "still running, or interrupted"),
+                            ("incomplete", "finished but its records are missing: run the "
+                             "suite again to repair"),
                             ("not run", "not run yet")):
             if counts.get(state, 0):
                 return f"{text} ({counts[state]} of {len(sel)} eval jobs)"

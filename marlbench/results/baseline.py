@@ -10,7 +10,6 @@ the allowed drop: ``tolerance`` points, or, with ``sigma``, the larger of ``tole
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import xml.etree.ElementTree as ET
@@ -19,8 +18,9 @@ from pathlib import Path
 
 from marlbench import __version__
 from marlbench.errors import UserError
-from marlbench.fileio import write_json
+from marlbench.fileio import read_validated, require_file, write_json
 from marlbench.results.aggregate import Cell, Table
+from marlbench.results.schemas import BaselineFile
 
 FORMAT = "marlbench-baseline/1"
 
@@ -48,13 +48,22 @@ def save_baseline(path: Path, doc: dict) -> None:
 
 
 def load_baseline(path: Path) -> dict:
-    if not Path(path).is_file():
+    """A baseline file checked against its schema: at least one cell, every value finite
+    (a baseline that could pass anything is refused)."""
+    path = Path(path)
+    if not path.exists():
         raise UserError(f"baseline {path} does not exist; make one with "
                         "`marlbench baseline save RESULTS --to FILE`")
-    doc = json.loads(Path(path).read_text())
-    if doc.get("format") != FORMAT:
-        raise UserError(f"{path} is not a marlbench baseline (format {doc.get('format')!r})")
-    return doc
+    require_file(path, "baseline")
+    return read_validated(path, BaselineFile, "baseline").model_dump()
+
+
+def check_allowance(tolerance: float, sigma: float | None) -> None:
+    """The gate's allowance must be a finite, non-negative number of points / standard
+    errors (NaN would pass every cell; a negative one fails unchanged cells)."""
+    for name, value in (("--tolerance", tolerance), ("--sigma", sigma)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise UserError(f"{name} must be a finite number ≥ 0 (got {value})")
 
 
 @dataclass
@@ -87,6 +96,9 @@ class CheckResult:
 
 def check(table: Table, baseline: dict, tolerance: float, sigma: float | None,
           failed_jobs: list[str]) -> CheckResult:
+    """Every baseline cell against the table; a cell that cannot be compared (missing, not a
+    finite number) fails."""
+    check_allowance(tolerance, sigma)
     checks = []
     for ref in baseline["cells"]:
         key = (ref["scenario"], ref["label"])
@@ -97,6 +109,10 @@ def check(table: Table, baseline: dict, tolerance: float, sigma: float | None,
             allowed = max(tolerance, sigma * se)
         if cell.missing:
             reason = "missing (not run, failed or still running)"
+        elif not math.isfinite(cell.value):
+            reason = f"cannot be compared (value {cell.value})"
+        elif not math.isfinite(allowed):
+            reason = f"cannot be compared (allowed drop {allowed})"
         elif cell.value < ref["mean"] - allowed:
             reason = f"dropped {ref['mean'] - cell.value:.1f} > {allowed:.1f} allowed"
         else:

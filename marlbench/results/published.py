@@ -9,7 +9,6 @@ counterpart by name.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,11 +37,15 @@ def available() -> list[str]:
 
 
 def load_published(name: str) -> dict:
+    """A published file, checked against its schema (every value a finite number)."""
+    from marlbench.fileio import is_safe_name, read_validated
+    from marlbench.results.schemas import PublishedFile
+
     path = published_dir() / f"{name}.json"
-    if not path.is_file():
+    if not is_safe_name(name) or not path.is_file():
         choices = ", ".join(available()) or f"(none found in {published_dir()})"
         raise UserError(f"no published numbers named {name!r}; choose one of: {choices}")
-    return json.loads(path.read_text())
+    return read_validated(path, PublishedFile, "published table").model_dump(exclude_none=True)
 
 
 def _value(v: float | dict) -> float:

@@ -12,17 +12,17 @@ Layout (results dir ``R``, data dir ``D``)::
 
 from __future__ import annotations
 
-import json
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from marlbench.errors import UserError
-from marlbench.fileio import write_json
+from marlbench.errors import FileFormatError, UserError
+from marlbench.fileio import inside, read_validated, require_dir, safe_name, write_json
 from marlbench.plan import Job, Plan
+from marlbench.results.schemas import JobFile, PlanFile, Records, StatusFile, is_job_id
 
 EVAL_KEYS = ("label", "task_set", "quality", "seed", "task", "step")
 RECORD_COLUMNS = [
@@ -32,16 +32,59 @@ RECORD_COLUMNS = [
 ]
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+REPAIR = "run the suite again to re-run that job, or delete its folder"
+
+
+def read_status(path: Path) -> dict:
+    return read_validated(path, StatusFile, "status file").model_dump()
+
+
+def read_job_file(path: Path) -> dict:
+    return read_validated(path, JobFile, "job file").model_dump()
+
+
+def read_plan(path: Path) -> dict:
+    plan = read_validated(path, PlanFile, "plan file").model_dump()
+    if plan["suite"] != Path(path).stem:
+        raise FileFormatError(f"{path}: plan file field suite: {plan['suite']!r} is not the "
+                              "suite its file is named after")
+    for info in plan["jobs"].values():
+        if info["kind"] != "eval":
+            for key in EVAL_KEYS:
+                info.pop(key, None)
+    return plan
+
+
+def read_records(path: Path, job_id: str, expect: dict | None = None) -> list[dict]:
+    """The records of eval job ``job_id``; each must name that job (and, with ``expect``, its
+    label, task set, quality, seed, task and step)."""
+    records = [r.model_dump() for r in read_validated(path, Records, "records file")]
+    for i, rec in enumerate(records):
+        if rec["job_id"] != job_id:
+            raise FileFormatError(f"{path}: records file field {i}.job_id: {rec['job_id']} is "
+                                  f"another job's record, not {job_id}'s")
+        for key, want in (expect or {}).items():
+            if rec[key] != want:
+                raise FileFormatError(f"{path}: records file field {i}.{key}: {rec[key]!r}, "
+                                      f"but the plan's job {job_id} has {want!r}")
+    return records
+
+
+def _readable_checkpoint(path: Path) -> bool:
+    """A torch checkpoint that was written whole (torch.save writes a zip archive)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return bool(z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 class Store:
     """Where each job's files live, and which jobs are done."""
 
     def __init__(self, results_dir: Path, data_dir: Path):
-        self.results_dir = Path(results_dir)
-        self.data_dir = Path(data_dir)
+        self.results_dir = require_dir(results_dir, "results directory", must_exist=False)
+        self.data_dir = require_dir(data_dir, "data directory", must_exist=False)
 
     def job_dir(self, job: Job) -> Path:
         c = job.config
@@ -49,31 +92,86 @@ class Store:
             return self.dataset_dir(c["backend"], c["task"], c["quality"], job.id)
         if job.kind == "behaviour":
             return self.behaviour_dir(c["backend"], c["task"], job.id)
-        return self.results_dir / "runs" / job.kind / job.id
+        return self.dir_of(job.kind, job.id)
+
+    def _data_path(self, *parts: str) -> Path:
+        for part in parts:
+            safe_name(part, "data folder name")
+        return inside(self.data_dir, self.data_dir.joinpath(*parts))
 
     def dataset_dir(self, backend: str, task: str, quality: str, dataset_id: str) -> Path:
-        return self.data_dir / backend / task / quality / dataset_id
+        return self._data_path(backend, task, quality, dataset_id)
 
     def behaviour_dir(self, backend: str, task: str, behaviour_id: str) -> Path:
-        return self.data_dir / backend / task / "behaviour" / behaviour_id
+        return self._data_path(backend, task, "behaviour", behaviour_id)
 
     def dir_of(self, kind: str, job_id: str) -> Path:
+        if not (is_job_id(job_id) and job_id.startswith(f"{kind}-")):
+            raise UserError(f"{job_id!r} is not a {kind} job id")
         return self.results_dir / "runs" / kind / job_id
 
     def status(self, job: Job) -> dict | None:
         path = self.job_dir(job) / "status.json"
-        return read_json(path) if path.exists() else None
+        return read_status(path) if path.exists() else None
+
+    def done_state(self, job: Job) -> tuple[bool, str | None]:
+        """(done, problem): done when its status says so and every output it promises is
+        present and valid; ``problem`` says why a job that looks finished is not done (to be
+        re-run), None when it simply has not finished."""
+        d = self.job_dir(job)
+        if not (d / "status.json").exists():
+            return False, None
+        try:
+            st = read_status(d / "status.json")
+            if st["state"] != "done":
+                return False, None
+            if st["id"] != job.id:
+                return False, f"{d / 'status.json'} is job {st['id']}'s status"
+            read_job_file(d / "job.json")
+            problem = self._output_problem(job, d)
+        except UserError as exc:
+            return False, str(exc)
+        return problem is None, problem
 
     def is_done(self, job: Job) -> bool:
-        """Finished, and (for data jobs) its commit mark is in place."""
-        st = self.status(job)
-        if not (st and st.get("state") == "done"):
-            return False
-        marker = {"dataset": "manifest.json", "behaviour": "summary.json"}.get(job.kind)
-        return marker is None or (self.job_dir(job) / marker).exists()
+        return self.done_state(job)[0]
+
+    def _output_problem(self, job: Job, d: Path) -> str | None:
+        c = job.config
+        if job.kind == "eval":
+            path = d / "records.json"
+            if not path.exists():
+                return f"{path} is missing"
+            read_records(path, job.id, {k: c[k] for k in EVAL_KEYS})
+        elif job.kind == "train":
+            if not (d / "metrics.jsonl").is_file():
+                return f"{d / 'metrics.jsonl'} is missing"
+            for step in c["checkpoint_steps"]:
+                ckpt = d / "checkpoints" / f"step_{step}.pt"
+                if not ckpt.is_file():
+                    return f"{ckpt} is missing"
+                if not _readable_checkpoint(ckpt):
+                    return f"{ckpt} is truncated or not a torch checkpoint"
+        elif job.kind == "dataset":
+            from marlbench.data.collect import MANIFEST, read_manifest
+
+            if not (d / MANIFEST).exists():
+                return f"{d / MANIFEST} is missing"
+            manifest = read_manifest(d)
+            for part in manifest["parts"]:
+                if not (d / part["file"]).is_file():
+                    return f"{d / part['file']} is listed in its manifest but missing"
+        elif job.kind == "behaviour":
+            from marlbench.data.protocol import SUMMARY, read_summary
+
+            if not (d / SUMMARY).exists():
+                return f"{d / SUMMARY} is missing"
+            read_summary(d)
+        return None
 
     def save_plan(self, plan: Plan, profile: str | None) -> Path:
-        path = self.results_dir / "plans" / f"{plan.suite.name}.json"
+        name = safe_name(plan.suite.name, "suite name")
+        path = inside(self.results_dir, self.results_dir / "plans" / f"{name}.json")
         write_json(
             path,
             {
@@ -95,7 +193,7 @@ class Store:
 
     def plans(self) -> list[dict]:
         folder = self.results_dir / "plans"
-        return [read_json(p) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+        return [read_plan(p) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
 
 
 def load_records(results_dir: Path, suite: str | None = None) -> pd.DataFrame:
@@ -116,12 +214,20 @@ def load_records(results_dir: Path, suite: str | None = None) -> pd.DataFrame:
                     continue
                 path = store.dir_of("eval", jid) / "records.json"
                 if path.exists():
-                    for rec in read_json(path):
+                    expect = {k: info[k] for k in EVAL_KEYS if info.get(k) is not None}
+                    for rec in _records(path, jid, expect):
                         rows.append({**rec, "suite": plan["suite"]})
     else:
         for path in sorted((Path(results_dir) / "runs" / "eval").glob("*/records.json")):
-            rows.extend(read_json(path))
+            rows.extend(_records(path, path.parent.name))
     return pd.DataFrame(rows, columns=RECORD_COLUMNS)
+
+
+def _records(path: Path, job_id: str, expect: dict | None = None) -> list[dict]:
+    try:
+        return read_records(path, job_id, expect)
+    except FileFormatError as exc:
+        raise FileFormatError(f"{exc}; {REPAIR}") from None
 
 
 def job_states(results_dir: Path, suite: str | None = None) -> pd.DataFrame:
@@ -136,15 +242,17 @@ def job_states(results_dir: Path, suite: str | None = None) -> pd.DataFrame:
             if info["kind"] != "eval":
                 continue
             d = store.dir_of("eval", jid)
-            st = read_json(d / "status.json") if (d / "status.json").exists() else None
+            st = read_status(d / "status.json") if (d / "status.json").exists() else None
+            state = st["state"] if st else "running" if (d / "job.json").exists() else "not run"
+            if state == "done" and not (d / "records.json").exists():
+                state = "incomplete"  # finished, but its records are gone: `run` repairs it
             rows.append({"suite": plan["suite"], "job_id": jid, "title": info["title"],
-                         "state": st["state"] if st else
-                         "running" if (d / "job.json").exists() else "not run",
-                         **{k: info.get(k) for k in EVAL_KEYS}})
+                         "state": state, **{k: info.get(k) for k in EVAL_KEYS}})
     return pd.DataFrame(rows, columns=["suite", "job_id", "title", "state", *EVAL_KEYS])
 
 
-STATE_RANK = {"done": 4, "running": 3, "failed": 2, "skipped": 1, "not run": 0}
+STATE_RANK = {"done": 5, "running": 4, "incomplete": 3, "failed": 2, "skipped": 1,
+              "not run": 0}
 
 
 @dataclass
@@ -202,8 +310,7 @@ def load_results(dirs: Path | list[Path], suite: str | None = None) -> Results:
     supersedes an old failure)."""
     dirs = [Path(d) for d in ([dirs] if isinstance(dirs, (str, Path)) else dirs)]
     for d in dirs:
-        if not d.is_dir():
-            raise UserError(f"results directory {d} does not exist")
+        require_dir(d, "results directory")
     per_dir = [Store(d, d).plans() for d in dirs]
     if suite is not None and not any(p["suite"] == suite for ps in per_dir for p in ps):
         known = ", ".join(sorted({p["suite"] for ps in per_dir for p in ps})) or "none"
