@@ -75,13 +75,16 @@ class Plan:
 def imported_run(data_dir: Path, source: str, task: str, quality: str) -> Path:
     """The imported run folder the ODIS loader would pick: the lexicographically last one
     under ``<data>/<source>/<task>/<quality>/`` that holds a manifest."""
+    from marlbench.data.collect import read_manifest
+
     folder = Path(data_dir) / source / task / quality
-    runs = sorted(p for p in folder.glob("*") if (p / "manifest.json").exists())
+    runs = sorted(p for p in folder.glob("*") if (p / "manifest.json").is_file())
     if not runs:
         raise UserError(
             f"no imported {quality} data for {task} under {folder}; import it first, e.g. "
             f"marlbench data import {source} PATH --data-dir {data_dir}"
         )
+    read_manifest(runs[-1])  # a malformed manifest is named now, not in a training worker
     return runs[-1]
 
 

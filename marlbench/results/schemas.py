@@ -18,7 +18,7 @@ JobId = Annotated[str, Field(pattern=JOB_ID_PATTERN)]
 Kind = Literal["behaviour", "dataset", "train", "eval"]
 Text = Annotated[str, Field(max_length=100_000)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
-Step = Annotated[StrictInt, Field(ge=1, le=10**9)]
+Step = Annotated[StrictInt, Field(ge=0, le=10**9)]  # 0: before the first update
 Episodes = Annotated[StrictInt, Field(ge=1, le=10**7)]
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 STATES = ("done", "failed")
