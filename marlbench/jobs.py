@@ -16,7 +16,7 @@ from typing import Any
 from marlbench import __version__
 from marlbench.fileio import save_torch
 from marlbench.plan import Job
-from marlbench.results.store import Store, read_job_file, write_json
+from marlbench.results.store import COMMIT_MARKS, Store, read_job_file, write_json
 
 Progress = Callable[[int, int, str], None]
 
@@ -155,6 +155,20 @@ JOB_FUNCTIONS: dict[str, Callable[..., None]] = {
 }
 
 
+def _clear_invalid_commit_mark(job: Job, store: Store, out: Path) -> None:
+    """A data job's folder is complete when its commit mark (manifest, summary) is there; a
+    mark over outputs that fail their checks (edited, half-deleted) is removed, so the job
+    collects again (a dataset) or resumes from its saved state (a behaviour run) instead of
+    refusing to touch the folder."""
+    mark = out / COMMIT_MARKS.get(job.kind, "")
+    if job.kind not in COMMIT_MARKS or not mark.is_file():
+        return
+    problem = store.output_problem(job)
+    if problem:
+        logging.warning("%s; removing %s so that the job runs again", problem, mark)
+        mark.unlink()
+
+
 def run_job(
     job_dict: dict, results_dir: str, data_dir: str, opts: dict, progress: Progress | None = None
 ) -> dict:
@@ -174,6 +188,7 @@ def run_job(
     start = time.time()
     status: dict[str, Any] = {"id": job.id, "kind": job.kind, "title": job.title}
     try:
+        _clear_invalid_commit_mark(job, store, out)
         fn = opts.get("job_functions", {}).get(job.kind) or JOB_FUNCTIONS[job.kind]
         if isinstance(fn, str):  # "module:function", for jobs registered by name
             module, _, name = fn.partition(":")

@@ -372,6 +372,15 @@ def test_option_errors(tmp_path, results, baseline, args, names):
     assert tree(tmp_path) == before
 
 
+@pytest.mark.parametrize("value", ["lots", "-1", "nan", "inf"])
+def test_a_bad_memory_budget_variable_is_named(tmp_path, value):
+    path = _suite(tmp_path, BASE)
+    out = invoke("run", path, "--results", tmp_path / "r", "--data-dir", tmp_path / "d",
+                 env={"MARLBENCH_DATA_MEMORY_GB": value})
+    assert_refused(out, "MARLBENCH_DATA_MEMORY_GB")
+    assert not (tmp_path / "r").exists()
+
+
 def test_the_good_results_report_and_pass_their_own_baseline(results, baseline):
     assert invoke("report", results, "-f", "md").exit_code == 0
     assert invoke("check", results, "-b", baseline).exit_code == 0
@@ -710,3 +719,37 @@ def test_analysis_checkpoint_errors(train_dir, tmp_path, edit, args, names):
 def test_a_missing_checkpoint(tmp_path):
     missing = tmp_path / "step_1.pt"
     assert_refused(invoke("analyze", "dormant", missing, "--task", "3m"), str(missing))
+
+
+def test_a_dataset_whose_manifest_fails_its_schema_is_collected_again(tmp_path):
+    """The commit mark over invalid outputs is removed (and logged), so the job runs again
+    instead of refusing to touch the folder; a behaviour run's summary likewise."""
+    from marlbench.executors.local import execute
+    from marlbench.jobs import _clear_invalid_commit_mark
+    from marlbench.plan import Job, make_plan
+    from marlbench.results.store import Store
+    from marlbench.suite import load_suite
+
+    plan = make_plan(load_suite(_suite(tmp_path, BASE)), tmp_path / "data")
+    store = Store(tmp_path / "results", tmp_path / "data")
+    fake = {k: f"fake_jobs:{k}" for k in ("dataset", "train", "eval")}
+    assert execute(plan, store, workers=0, opts={"job_functions": fake}).ok
+    job = plan.of_kind("dataset")[0]
+    manifest = store.job_dir(job) / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    del doc["parts"][0]["sha256"]
+    manifest.write_text(json.dumps(doc))
+    ok, problem = store.done_state(job)
+    assert not ok and "sha256" in problem and "manifest.json" in problem
+    again = execute(plan, store, workers=0, opts={"job_functions": fake})
+    assert again.done == [job.id] and store.is_done(job)
+    assert "removing" in (store.job_dir(job) / "log.txt").read_text()
+
+    behaviour = Job("behaviour", {"backend": "smax", "task": "3m", "settings": {}, "seed": 0,
+                                  "version": 1})
+    d = store.job_dir(behaviour)
+    d.mkdir(parents=True)
+    (d / "summary.json").write_text('{"task": "3m"}')
+    (d / "state.pt").write_bytes(b"kept")
+    _clear_invalid_commit_mark(behaviour, store, d)
+    assert not (d / "summary.json").exists() and (d / "state.pt").exists()

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from marlbench.data.format import DatasetError
 from marlbench.errors import UserError
@@ -38,9 +39,9 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except (UserError, DatasetError) as exc:
-            err_console.print(
-                f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True
-            )
+            err_console.print(  # the message is literal text: brackets stay as written
+                f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False,
+                soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper

@@ -105,7 +105,8 @@ def collect(
     console.print(f"collected {len(summary.done)} in {time.time() - start:.1f} s; "
                   f"{len(summary.already_done)} already there; {len(summary.failed)} failed")
     for jid, status in summary.failed.items():
-        console.print(f"  [red]failed[/red] {plan.jobs[jid].title}: {status.get('error')}\n"
+        error = escape(str(status.get("error")))
+        console.print(f"  [red]failed[/red] {plan.jobs[jid].title}: {error}\n"
                       f"    log: {status.get('log')}")
     _print_list(data_dir, {store.job_dir(j) for j in jobs.values() if j.kind == "dataset"})
     if not summary.ok:
@@ -324,7 +325,7 @@ def import_og_marl_cmd(
     data_dir: Path = typer.Option(DEFAULT_DATA, "--data-dir", help="Data directory"),
 ) -> None:
     """Convert an OG-MARL (flashbax) vault into ODIS-format HDF5 under <data>/og-marl/.
-    Needs flashbax, for this command only: pip install 'marlbench\\[ogmarl]'.
+    Needs flashbax, for this command only: pip install 'marlbench[ogmarl]'.
 
     Example: marlbench data import og-marl vaults/smac_v1/3m.vlt --task 3m --uid Good
     """

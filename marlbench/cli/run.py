@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from marlbench.cli.common import console, err_console, user_errors
@@ -40,11 +41,13 @@ def run(
 
     Example: marlbench run suites/smoke.yaml --workers 2
     """
+    from marlbench.data.dataset import memory_budget_bytes
     from marlbench.executors.local import execute
     from marlbench.plan import make_plan
     from marlbench.results.store import Store
 
     store = Store(results, data_dir)  # both must be directories (or not exist yet)
+    memory_budget_bytes()  # its environment variable is read by every training job
     suite = load_suite(suite_file, profile)
     chosen = check_device(device or suite.training.device,
                           "--device" if device else f"{suite_file}: training.device")
@@ -65,7 +68,7 @@ def run(
         console.print(f"[yellow]{len(repairs)} job(s) finished before but their outputs are "
                       "missing or invalid; they run again:[/yellow]")
         for jid, problem in list(repairs.items())[:10]:
-            console.print(f"  {plan.jobs[jid].title}: {problem}", highlight=False)
+            console.print(f"  {plan.jobs[jid].title}: {escape(problem)}", highlight=False)
         if len(repairs) > 10:
             console.print(f"  ... and {len(repairs) - 10} more")
     if dry_run:
@@ -81,7 +84,8 @@ def run(
         f"done; {len(summary.failed)} failed; {len(summary.skipped)} skipped"
     )
     for jid, status in summary.failed.items():
-        console.print(f"  [red]failed[/red] {plan.jobs[jid].title}: {status.get('error')}\n"
+        error = escape(str(status.get("error")))
+        console.print(f"  [red]failed[/red] {plan.jobs[jid].title}: {error}\n"
                       f"    log: {status.get('log')}")
     if summary.skipped:
         console.print(f"  {len(summary.skipped)} job(s) skipped because a dependency failed")

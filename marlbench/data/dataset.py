@@ -8,6 +8,7 @@ read from disk batch by batch, so no dataset has to fit in memory at once.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from marlbench.data.format import (
     read_part,
 )
 from marlbench.envs.maps import Layout
+from marlbench.errors import UserError
 
 DEFAULT_LAST_EPISODES = 2000
 _KEYS = ("obs", "state", "actions", "avail_actions", "reward", "terminated", "filled")
@@ -35,7 +37,15 @@ _KEYS = ("obs", "state", "actions", "avail_actions", "reward", "terminated", "fi
 
 def memory_budget_bytes() -> int:
     """Datasets larger than this (env MARLBENCH_DATA_MEMORY_GB, default 4) stream from disk."""
-    return int(float(os.environ.get("MARLBENCH_DATA_MEMORY_GB", "4")) * 2**30)
+    raw = os.environ.get("MARLBENCH_DATA_MEMORY_GB", "4")
+    try:
+        gib = float(raw)
+    except ValueError:
+        gib = math.nan
+    if not (math.isfinite(gib) and 0 <= gib <= 2**20):
+        raise UserError(f"environment variable MARLBENCH_DATA_MEMORY_GB must be a number of GiB "
+                        f"from 0 to 1048576 (got {raw!r})")
+    return int(gib * 2**30)
 
 
 def part_files(run_dir: Path) -> list[Path]:

@@ -10,6 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -121,7 +122,8 @@ def execute(
                 summary.done.append(jid)
             else:
                 summary.failed[jid] = status
-                console.print(f"[red]failed[/red] {plan.jobs[jid].title}: {status.get('error')}"
+                error = escape(str(status.get("error")))
+                console.print(f"[red]failed[/red] {plan.jobs[jid].title}: {error}"
                               f" (log: {status.get('log')})")
                 skip_dependents(jid, jid)
             bar.advance(overall)

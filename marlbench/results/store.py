@@ -33,6 +33,8 @@ RECORD_COLUMNS = [
 
 
 REPAIR = "run the suite again to re-run that job, or delete its folder"
+# the file whose presence says a data job's folder is complete (written last, atomically)
+COMMIT_MARKS = {"dataset": "manifest.json", "behaviour": "summary.json"}
 
 
 def read_status(path: Path) -> dict:
@@ -135,6 +137,14 @@ class Store:
 
     def is_done(self, job: Job) -> bool:
         return self.done_state(job)[0]
+
+    def output_problem(self, job: Job) -> str | None:
+        """What is missing or invalid among the job's outputs (None when all are in place),
+        whatever its status says."""
+        try:
+            return self._output_problem(job, self.job_dir(job))
+        except UserError as exc:
+            return str(exc)
 
     def _output_problem(self, job: Job, d: Path) -> str | None:
         c = job.config
