@@ -43,9 +43,13 @@ class RunSummary:
 
 
 class Pool:
-    """Where jobs run. The scheduler calls :meth:`start` once, then :meth:`submit` for ready
-    jobs the pool has room for and :meth:`wait` for finished ones, and :meth:`close` at the
-    end (also after an error or Ctrl-C)."""
+    """Where jobs run. The scheduler calls :meth:`prepare` and :meth:`start` once, then
+    :meth:`submit` for ready jobs the pool has room for and :meth:`wait` for finished ones, and
+    :meth:`close` at the end (also after an error or Ctrl-C)."""
+
+    def prepare(self, jobs: list[Job]) -> None:
+        """Check, before anything runs or any bar is drawn, that ``jobs`` (every job still to
+        run) can run here; raise :class:`marlbench.errors.UserError` if not."""
 
     def start(self, on_progress: OnProgress) -> None:
         """Get ready; per-job progress is reported through ``on_progress`` (any thread)."""
@@ -79,6 +83,7 @@ def schedule(plan: Plan, store: Store, pool: Pool, console: Console | None = Non
             todo.append(jid)
     if not todo:
         return summary
+    pool.prepare([plan.jobs[j] for j in todo])
     finished = set(summary.already_done)
     dependents = plan.dependents()
     pending = set(todo)
