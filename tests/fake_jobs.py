@@ -70,7 +70,7 @@ def eval_env(job, out, store, opts, progress):
 
 def train_killable(job, out, store, opts, progress):
     """First attempt of each train job: leave a half-written checkpoint and a pid file, then
-    wait to be killed; later attempts train normally."""
+    wait to be killed; later attempts train normally (or wait too, with opts["hang_always"])."""
     import os
     import time
     from pathlib import Path
@@ -78,7 +78,7 @@ def train_killable(job, out, store, opts, progress):
     marks = Path(opts["marks"])
     attempts = sorted(marks.glob(f"{job.id}.*.pid"))
     (marks / f"{job.id}.{len(attempts)}.pid").write_text(str(os.getpid()))
-    if not attempts:
+    if not attempts or opts.get("hang_always"):
         (out / "checkpoints").mkdir(exist_ok=True)
         (out / "checkpoints" / ".step_4.pt.123.tmp").write_bytes(b"half")
         (out / "checkpoints" / "step_4.pt").write_bytes(b"stale")

@@ -169,6 +169,7 @@ class RayPool(Pool):
     def start(self, on_progress: OnProgress) -> None:
         ray = self.ray
         self.task = ray.remote(_run_task)
+        self.gpu_task = ray.remote(max_calls=1)(_run_task)  # a fresh process per GPU job
         self.box = ray.remote(num_cpus=0)(_ProgressBox).remote()
         self.stop = threading.Event()
 
@@ -189,9 +190,9 @@ class RayPool(Pool):
         gpus = want["GPU"]
         custom = {k: v for k, v in want.items() if k not in ("CPU", "GPU")}
         threads = self.threads or max(1, int(want["CPU"]))
-        ref = self.task.options(
+        ref = (self.gpu_task if gpus else self.task).options(
             num_cpus=want["CPU"], num_gpus=gpus, resources=custom, max_retries=self.retries,
-            retry_exceptions=False, max_calls=1 if gpus else 0, name=job.title,
+            retry_exceptions=False, name=job.title,
         ).remote(job.to_dict(), str(Path(self.store.results_dir).resolve()),
                  str(Path(self.store.data_dir).resolve()), self.opts, threads, bool(gpus),
                  self.box)
