@@ -148,3 +148,35 @@ def test_unsatisfiable_resources_exit_2_before_anything_runs(cluster, tmp_path, 
     assert sentence in " ".join(out.output.split())
     assert not (tmp_path / "r" / "runs").exists()
     assert ray.is_initialized()  # the cluster this process joined is left as it was
+
+
+def test_real_evaluations_match_the_local_executor(cluster, tmp_path):
+    """A real run (collection, training, two evaluations) under the local executor; then the
+    same evaluations of the same checkpoint as Ray tasks: the same numbers."""
+    import shutil
+
+    from marlbench.plan import Plan
+
+    suite = Suite.model_validate({
+        "name": "real", "task_sets": ["marine_easy"], "qualities": ["scripted"], "seeds": [1],
+        "algorithms": [{"name": "bc_t"}], "data": {"episodes": 32, "last_episodes": 32},
+        "training": {"updates": 10, "batch_episodes": 8},
+        "evaluation": {"episodes": 8, "interval": None}})
+    full = make_plan(suite)
+    keep = {j.id: j for j in full.jobs.values()
+            if j.kind != "eval" or j.config["task"] in ("3m", "4m")}
+    plan = Plan(suite, keep)
+    data = tmp_path / "data"
+    local = Store(tmp_path / "local", data)
+    assert execute_local(plan, local, workers=1, threads=1, opts={"device": "cpu"}).ok
+    shutil.copytree(tmp_path / "local", tmp_path / "ray",
+                    ignore=lambda d, names: ["eval"] if Path(d).name == "runs" else [])
+    remote = Store(tmp_path / "ray", data)
+    summary = execute_ray(plan, remote, opts={"device": "cpu"}, threads=1)
+    assert summary.ok and len(summary.done) == 2 and len(summary.already_done) == 4
+
+    def numbers(store):
+        return {jid: [{k: v for k, v in r.items() if k not in ("wall_time_s", "finished_at")}
+                      for r in records] for jid, records in _records(store, plan).items()}
+
+    assert len(numbers(remote)) == 2 and numbers(remote) == numbers(local)

@@ -9,6 +9,7 @@ worker processes, Ray tasks) and hands back the job's status.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,18 +110,22 @@ def schedule(plan: Plan, store: Store, pool: Pool, console: Console | None = Non
         overall = bar.add_task("jobs", total=len(todo))
         rows: dict[str, int] = {}
 
+        lock = threading.Lock()  # progress arrives on another thread
+
         def on_progress(jid: str, done: int, total: int, what: str) -> None:
-            if jid not in running:
-                return
-            if jid not in rows:
-                rows[jid] = bar.add_task(f"  {plan.jobs[jid].title}", total=total)
-            bar.update(rows[jid], completed=done, total=total)
+            with lock:
+                if jid not in running:
+                    return
+                if jid not in rows:
+                    rows[jid] = bar.add_task(f"  {plan.jobs[jid].title}", total=total)
+                bar.update(rows[jid], completed=done, total=total)
 
         def on_finish(jid: str, status: dict) -> None:
             pending.discard(jid)
-            running.discard(jid)
-            if jid in rows:
-                bar.remove_task(rows.pop(jid))
+            with lock:
+                running.discard(jid)
+                if jid in rows:
+                    bar.remove_task(rows.pop(jid))
             if status["state"] == "done":
                 finished.add(jid)
                 summary.done.append(jid)
@@ -149,7 +154,8 @@ def schedule(plan: Plan, store: Store, pool: Pool, console: Console | None = Non
                         continue
                     job = plan.jobs[jid]
                     if pool.has_room(job):
-                        running.add(jid)
+                        with lock:
+                            running.add(jid)
                         pool.submit(job)
                     else:
                         held.append(jid)
