@@ -27,7 +27,8 @@ def run(
     data_dir: Path = typer.Option(DEFAULT_DATA, "--data-dir", help="Dataset cache shared by "
                                   "suites (env MARLBENCH_DATA_DIR)"),
     workers: int = typer.Option(min(2, os.cpu_count() or 1), "--workers", "-w", min=0, max=1024,
-                                help="Worker processes (0 = run in this process)"),
+                                help="Worker processes (0 = run in this process); local "
+                                "executor"),
     threads: int = typer.Option(None, "--threads", min=1, max=1024,
                                 help="torch threads per worker (default: cores ÷ workers). "
                                 "Results are bit-identical for the same seed and thread count; "
