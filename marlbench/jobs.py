@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -169,6 +170,20 @@ def _clear_invalid_commit_mark(job: Job, store: Store, out: Path) -> None:
         mark.unlink()
 
 
+def _start_clean(job: Job, out: Path) -> None:
+    """Nothing of an earlier attempt that died mid-job (a killed worker, a lost node) survives
+    into this one: its temporary files go, and a train or eval job's outputs (which it rewrites
+    from scratch) are removed before it starts. Datasets drop stale parts themselves; a
+    behaviour run resumes from its last saved state, which is written atomically."""
+    for stale in [*out.glob(".*.tmp"), *out.glob("*.tmp"), *out.glob("checkpoints/.*.tmp")]:
+        stale.unlink(missing_ok=True)
+    if job.kind == "train":
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+    elif job.kind == "eval":
+        (out / "records.json").unlink(missing_ok=True)
+
+
 def run_job(
     job_dict: dict, results_dir: str, data_dir: str, opts: dict, progress: Progress | None = None
 ) -> dict:
@@ -178,6 +193,7 @@ def run_job(
     out = store.job_dir(job)
     out.mkdir(parents=True, exist_ok=True)
     (out / "status.json").unlink(missing_ok=True)  # a rerun of a failed job: running now
+    _start_clean(job, out)
     write_json(out / "job.json", job.to_dict())
     log_path = out / "log.txt"
     handler = logging.FileHandler(log_path, mode="w")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -150,6 +150,44 @@ class EvaluationSettings(_Strict):
     seed: Seed = 0
 
 
+ResourceAmount = Annotated[float, Field(gt=0, le=1e6, strict=True)]
+RESERVED_RESOURCES = ("CPU", "GPU", "memory", "object_store_memory")  # Ray's own names
+DEFAULT_TRAIN_GPUS = 0.25  # on a Ray cluster that has GPUs
+
+
+class JobResources(_Strict):
+    """What one job of a kind asks a Ray cluster for (``--executor ray`` only; the local
+    executor has ``--workers`` and ``--gpus-per-job``). Never part of a job's id."""
+
+    cpus: float = Field(1.0, gt=0, le=1024, strict=True, description="CPUs per job")
+    gpus: float | None = Field(None, ge=0, le=64, strict=True, description=(
+        "GPUs per job (fractions share a GPU); default 0, and 0.25 for train jobs when the "
+        "cluster has GPUs and training.device is not cpu"))
+    custom: dict[str, ResourceAmount] = Field(default_factory=dict, max_length=32, description=(
+        "Ray custom resources per job, e.g. {sc2: 1}"))
+
+    @field_validator("custom")
+    @classmethod
+    def _custom(cls, v: dict[str, float]) -> dict[str, float]:
+        for name in v:
+            if not is_safe_name(name) or name in RESERVED_RESOURCES:
+                raise ValueError(f"custom resource name {name!r}: use letters, digits, '_', '-' "
+                                 f"and '.', and not one of {', '.join(RESERVED_RESOURCES)} (use "
+                                 "cpus and gpus)")
+        return v
+
+
+class ResourceSettings(_Strict):
+    """Resources per job kind on a Ray cluster. On the ``sc2`` backend every job that plays
+    StarCraft II (behaviour, dataset, eval) also asks for one unit of the custom resource
+    ``sc2``, so a node started with ``--resources '{"sc2": 4}'`` runs at most 4 games."""
+
+    train: JobResources = Field(default_factory=JobResources)
+    eval: JobResources = Field(default_factory=JobResources)
+    dataset: JobResources = Field(default_factory=JobResources)
+    behaviour: JobResources = Field(default_factory=JobResources)
+
+
 class Suite(_Strict):
     name: str = Field(description="the suite's name; also the file name of its plan")
     description: str = Field("", max_length=10_000)
@@ -161,6 +199,7 @@ class Suite(_Strict):
     data: DataSettings = Field(default_factory=DataSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    resources: ResourceSettings = Field(default_factory=ResourceSettings)
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("name")

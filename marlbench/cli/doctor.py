@@ -67,9 +67,19 @@ def doctor() -> None:
 
     rows: list[tuple[str, str, bool, str]] = []
     rows.append(("system", "Python", True, platform.python_version()))
-    cuda = torch.cuda.is_available()
-    rows.append(("system", "torch", True, f"{torch.__version__}; device: "
-                 f"{torch.cuda.get_device_name(0) if cuda else 'CPU (no CUDA device)'}"))
+    from marlbench.executors.gpus import gpu_list
+
+    gpus = gpu_list()
+    rows.append(("system", "torch", True, f"{torch.__version__}; "
+                 f"{len(gpus)} CUDA device(s)" if gpus else f"{torch.__version__}; "
+                 "device: CPU (no CUDA device)"))
+    for i, (name, memory) in enumerate(gpus):
+        rows.append(("system", f"GPU {i}", True, f"{name}, {memory:.1f} GiB"))
+    if not gpus:
+        rows.append(("system", "GPUs", True, "none found: training runs on CPU"))
+    ray_version = _version("ray")
+    rows.append(("system", "Ray (--executor ray)", True,
+                 ray_version or "not installed: pip install 'marlbench[ray]'"))
     from marlbench.envs.smax import _import_smax
 
     try:

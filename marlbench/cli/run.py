@@ -27,7 +27,8 @@ def run(
     data_dir: Path = typer.Option(DEFAULT_DATA, "--data-dir", help="Dataset cache shared by "
                                   "suites (env MARLBENCH_DATA_DIR)"),
     workers: int = typer.Option(min(2, os.cpu_count() or 1), "--workers", "-w", min=0, max=1024,
-                                help="Worker processes (0 = run in this process)"),
+                                help="Worker processes (0 = run in this process); local "
+                                "executor"),
     threads: int = typer.Option(None, "--threads", min=1, max=1024,
                                 help="torch threads per worker (default: cores ÷ workers). "
                                 "Results are bit-identical for the same seed and thread count; "
@@ -35,6 +36,19 @@ def run(
     device: str = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N (default: "
                                "the suite's training.device)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, run nothing"),
+    executor: str = typer.Option("local", "--executor", help="local (worker processes of this "
+                                 "machine) or ray (a Ray cluster; pip install 'marlbench[ray]')"),
+    address: str = typer.Option(None, "--address", help="Ray cluster to join: auto (the one "
+                                "this machine belongs to) or HOST:PORT (default: start a local "
+                                "one for this run); --executor ray only"),
+    retries: int = typer.Option(None, "--retries", min=0, max=100, help="Retries of a job whose "
+                                "Ray worker or node died (default 2); --executor ray only"),
+    gpus_per_job: float = typer.Option(1.0, "--gpus-per-job", min=0.0, max=1.0,
+                                       help="Share of a GPU per training job, more than 0 and "
+                                       "at most 1 (0.25 = four training jobs per GPU); local "
+                                       "executor (on Ray: the suite's resources)"),
+    eval_on_gpu: bool = typer.Option(False, "--eval-on-gpu", help="Evaluation jobs use the GPUs "
+                                     "too (default: CPU); local executor"),
 ) -> None:
     """Run a suite: collect missing datasets, train every algorithm × task set × quality × seed,
     evaluate every checkpoint on every test task. Finished jobs are never run again.
@@ -46,6 +60,7 @@ def run(
     from marlbench.plan import make_plan
     from marlbench.results.store import Store
 
+    check_executor_options(executor, address, retries, gpus_per_job, eval_on_gpu)
     store = Store(results, data_dir)  # both must be directories (or not exist yet)
     memory_budget_bytes()  # its environment variable is read by every training job
     suite = load_suite(suite_file, profile)
@@ -76,8 +91,14 @@ def run(
     store.save_plan(plan, profile)
     start = time.time()
     opts = {"device": chosen, "suite": suite.name}
-    summary = execute(plan, store, workers=workers, opts=opts, console=err_console,
-                      threads=threads)
+    if executor == "ray":
+        from marlbench.executors.ray_executor import execute as execute_ray
+
+        summary = execute_ray(plan, store, opts=opts, console=err_console, address=address,
+                              retries=2 if retries is None else retries, threads=threads)
+    else:
+        summary = execute(plan, store, workers=workers, opts=opts, console=err_console,
+                          threads=threads, gpus_per_job=gpus_per_job, eval_on_gpu=eval_on_gpu)
     wall = time.time() - start
     console.print(
         f"ran {len(summary.done)} job(s) in {wall:.1f} s; {len(summary.already_done)} already "
@@ -92,6 +113,31 @@ def run(
     if not summary.ok:
         raise typer.Exit(1)
     console.print(f"results in {results}/ — next: marlbench report {results} --table")
+
+
+def check_executor_options(executor: str, address: str | None, retries: int | None,
+                           gpus_per_job: float, eval_on_gpu: bool) -> None:
+    """The executor options make sense together, before anything is read or run."""
+    import math
+    import re
+
+    from marlbench.errors import UserError
+
+    if executor not in ("local", "ray"):
+        raise UserError(f"--executor {executor!r}: choose local or ray")
+    if not (math.isfinite(gpus_per_job) and 0 < gpus_per_job <= 1):
+        raise UserError(f"--gpus-per-job {gpus_per_job}: give a share of one GPU, more than 0 "
+                        "and at most 1 (0.25 = four training jobs per GPU)")
+    if executor == "local" and (address is not None or retries is not None):
+        raise UserError("--address and --retries apply to --executor ray only")
+    if executor == "ray" and (gpus_per_job != 1.0 or eval_on_gpu):
+        raise UserError("--gpus-per-job and --eval-on-gpu apply to the local executor; on Ray "
+                        "set resources.train.gpus and resources.eval.gpus in the suite")
+    if address is not None:
+        m = re.fullmatch(r"auto|(?:ray://)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}:(\d{1,5})", address)
+        if not m or (m.group(1) and not 0 < int(m.group(1)) < 65536):
+            raise UserError(f"--address {address!r}: use auto or HOST:PORT (e.g. "
+                            "10.0.0.1:6379)")
 
 
 def check_device(device: str, where: str) -> str:

@@ -1,64 +1,153 @@
-"""Local executor: ready jobs in dependency order on N worker processes, with live progress."""
+"""Local executor: the shared scheduler (:mod:`marlbench.executors.scheduler`) over worker
+processes of this machine, or over this process itself (``workers=0``, for debugging).
+
+GPUs on one machine. torch reads ``CUDA_VISIBLE_DEVICES`` once per process, when CUDA
+initialises, and a pool's worker process is reused for many jobs, so a job cannot be moved to
+another GPU by changing the environment per job. Instead every GPU gets its own pool of
+``floor(1 / gpus_per_job)`` worker processes, each pinned to that GPU by its initializer (which
+sets ``CUDA_VISIBLE_DEVICES`` before torch touches CUDA); the pinned process sees its GPU as
+``cuda:0``. The scheduler routes a GPU job (train, behaviour; eval with ``eval_on_gpu``) to the
+least-loaded GPU that has a free slot and holds it back while every slot is busy, so at most
+``floor(1 / gpus_per_job)`` jobs share a GPU. The other jobs (datasets; evaluations unless
+``eval_on_gpu``) run in the CPU pool of ``workers`` processes, which see no GPU
+(``CUDA_VISIBLE_DEVICES=""``). Spreading applies when the device is ``auto`` or ``cuda``; an
+explicit ``cuda:N`` keeps every job on that device as before; ``cpu`` uses no GPU. No worker
+process lets JAX preallocate GPU memory (``XLA_PYTHON_CLIENT_PREALLOCATE=false``).
+"""
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
 import queue
 import threading
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
 
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-from marlbench.jobs import run_job
-from marlbench.plan import Plan, topological_order
+from marlbench.executors.gpus import gpu_count, visible_device_ids
+from marlbench.executors.scheduler import OnProgress, Pool, RunSummary, schedule
+from marlbench.executors.worker import init_worker, run_in_worker
+from marlbench.plan import Job, Plan
 from marlbench.results.store import Store
 
-_QUEUE = None  # progress queue inside a worker process
+__all__ = ["RunSummary", "execute", "InlinePool", "ProcessPool"]
+
+GPU_KINDS = ("train", "behaviour")  # job kinds that train a network
 
 
-def _init_worker(threads: int, progress_queue) -> None:
-    global _QUEUE
-    _QUEUE = progress_queue
-    if threads == 1:
-        os.environ.setdefault(
-            "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        )
-    import torch
+class InlinePool(Pool):
+    """Jobs run one after the other in this process (``--workers 0``)."""
 
-    torch.set_num_threads(threads)
+    def __init__(self, store: Store, opts: dict, threads: int | None = None):
+        self.store, self.opts, self.threads = store, opts, threads
+        self.queue: deque[Job] = deque()
+
+    def start(self, on_progress: OnProgress) -> None:
+        self.on_progress = on_progress
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
+
+    def submit(self, job: Job) -> None:
+        self.queue.append(job)
+
+    def wait(self) -> list[tuple[str, dict]]:
+        from marlbench.jobs import run_job
+
+        job = self.queue.popleft()
+        status = run_job(job.to_dict(), str(self.store.results_dir), str(self.store.data_dir),
+                         self.opts, lambda d, t, w, _j=job.id: self.on_progress(_j, d, t, w))
+        return [(job.id, status)]
+
+    def close(self, cancel: bool = False) -> None:
+        self.queue.clear()
 
 
-def _worker(job_dict: dict, results_dir: str, data_dir: str, opts: dict) -> dict:
-    jid = job_dict["id"]
+class ProcessPool(Pool):
+    """``workers`` CPU worker processes, plus ``floor(1 / gpus_per_job)`` processes per GPU
+    when ``gpus`` > 0 (see the module docstring)."""
 
-    def progress(done: int, total: int, what: str) -> None:
-        if _QUEUE is not None:
-            _QUEUE.put((jid, done, total, what))
+    def __init__(self, store: Store, opts: dict, workers: int, threads: int | None = None,
+                 gpus: int = 0, gpus_per_job: float = 1.0, eval_on_gpu: bool = False):
+        self.store, self.opts = store, opts
+        self.workers = workers
+        self.gpus = gpus
+        self.slots = max(1, math.floor(1 / gpus_per_job + 1e-9)) if gpus else 0
+        self.gpu_kinds = GPU_KINDS + (("eval",) if eval_on_gpu else ())
+        cores = os.cpu_count() or 1
+        self.cpu_threads = threads or max(1, cores // workers)
+        self.gpu_threads = threads or max(1, cores // (workers + gpus * self.slots))
+        self.load = [0] * gpus  # running jobs per GPU
+        self.running: dict[Future, tuple[Job, int | None]] = {}
 
-    return run_job(job_dict, results_dir, data_dir, opts, progress)
+    def start(self, on_progress: OnProgress) -> None:
+        ctx = mp.get_context("spawn")
+        self.progress_queue = ctx.Queue()
+        self.stop = threading.Event()
 
+        def drain() -> None:
+            while not self.stop.is_set():
+                try:
+                    msg = self.progress_queue.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                on_progress(*msg)
 
-@dataclass
-class RunSummary:
-    already_done: list[str] = field(default_factory=list)
-    done: list[str] = field(default_factory=list)
-    failed: dict[str, dict] = field(default_factory=dict)  # id -> status
-    skipped: dict[str, str] = field(default_factory=dict)  # id -> failed dependency
+        self.drainer = threading.Thread(target=drain, daemon=True)
+        self.drainer.start()
+        no_gpu = "" if self.gpus else None  # with GPUs in use, CPU workers see none
+        self.cpu_pool = ProcessPoolExecutor(
+            self.workers, mp_context=ctx, initializer=init_worker,
+            initargs=(self.cpu_threads, self.progress_queue, no_gpu))
+        self.gpu_pools = [
+            ProcessPoolExecutor(self.slots, mp_context=ctx, initializer=init_worker,
+                                initargs=(self.gpu_threads, self.progress_queue, device))
+            for device in visible_device_ids(self.gpus)
+        ]
 
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.skipped
+    def _on_gpu(self, job: Job) -> bool:
+        return bool(self.gpus) and job.kind in self.gpu_kinds
+
+    def has_room(self, job: Job) -> bool:
+        return not self._on_gpu(job) or min(self.load) < self.slots
+
+    def submit(self, job: Job) -> None:
+        args = (job.to_dict(), str(self.store.results_dir), str(self.store.data_dir), self.opts)
+        gpu = None
+        if self._on_gpu(job):
+            gpu = self.load.index(min(self.load))
+            self.load[gpu] += 1
+            fut = self.gpu_pools[gpu].submit(run_in_worker, *args)
+        else:
+            fut = self.cpu_pool.submit(run_in_worker, *args)
+        self.running[fut] = (job, gpu)
+
+    def wait(self) -> list[tuple[str, dict]]:
+        done, _ = wait(self.running, return_when=FIRST_COMPLETED)
+        out = []
+        for fut in done:
+            job, gpu = self.running.pop(fut)
+            if gpu is not None:
+                self.load[gpu] -= 1
+            try:
+                status = fut.result()
+            except Exception as exc:  # the worker process itself died
+                status = {"state": "failed", "error": f"worker crashed: {exc}",
+                          "log": str(self.store.job_dir(job) / "log.txt")}
+            out.append((job.id, status))
+        return out
+
+    def close(self, cancel: bool = False) -> None:
+        try:
+            for pool in [self.cpu_pool, *self.gpu_pools]:
+                pool.shutdown(wait=True, cancel_futures=cancel)
+        finally:
+            self.stop.set()
+            self.drainer.join(timeout=2)
 
 
 def execute(
@@ -68,124 +157,18 @@ def execute(
     opts: dict | None = None,
     console: Console | None = None,
     threads: int | None = None,
+    gpus_per_job: float = 1.0,
+    eval_on_gpu: bool = False,
+    gpus: int | None = None,
 ) -> RunSummary:
     """Run every job of ``plan`` that is not done yet. A failed job's dependents are skipped;
-    independent jobs continue. ``workers=0`` runs jobs in this process (for debugging)."""
+    independent jobs continue. ``workers=0`` runs jobs in this process (for debugging, on one
+    device). ``gpus``: the GPU count (default: :func:`gpu_count`); training spreads over them
+    when the device is ``auto`` or ``cuda``."""
     opts = dict(opts or {})
-    console = console or Console(stderr=True)
-    summary = RunSummary()
-    order = topological_order(plan)
-    todo = []
-    for jid in order:
-        if store.is_done(plan.jobs[jid]):
-            summary.already_done.append(jid)
-        else:
-            todo.append(jid)
-    if not todo:
-        return summary
-    finished = set(summary.already_done)
-    dependents = plan.dependents()
-    pending = set(todo)
-
-    def skip_dependents(jid: str, reason: str) -> None:
-        for child in dependents[jid]:
-            if child in pending:
-                pending.discard(child)
-                summary.skipped[child] = reason
-                skip_dependents(child, reason)
-
-    def ready() -> list[str]:
-        return [j for j in todo if j in pending and all(d in finished for d in plan.jobs[j].deps)]
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
-        overall = bar.add_task("jobs", total=len(todo))
-        rows: dict[str, int] = {}
-
-        def on_progress(jid: str, done: int, total: int, what: str) -> None:
-            if jid not in rows:
-                rows[jid] = bar.add_task(f"  {plan.jobs[jid].title}", total=total)
-            bar.update(rows[jid], completed=done, total=total)
-
-        def on_finish(jid: str, status: dict) -> None:
-            pending.discard(jid)
-            if jid in rows:
-                bar.remove_task(rows.pop(jid))
-            if status["state"] == "done":
-                finished.add(jid)
-                summary.done.append(jid)
-            else:
-                summary.failed[jid] = status
-                error = escape(str(status.get("error")))
-                console.print(f"[red]failed[/red] {plan.jobs[jid].title}: {error}"
-                              f" (log: {status.get('log')})")
-                skip_dependents(jid, jid)
-            bar.advance(overall)
-            bar.update(overall, total=len(todo) - len(summary.skipped))
-
-        if workers <= 0:
-            if threads:
-                import torch
-
-                torch.set_num_threads(threads)
-            for jid in todo:
-                if jid not in pending:
-                    continue
-                status = run_job(plan.jobs[jid].to_dict(), str(store.results_dir),
-                                 str(store.data_dir), opts,
-                                 lambda d, t, w, _j=jid: on_progress(_j, d, t, w))
-                on_finish(jid, status)
-            return summary
-
-        ctx = mp.get_context("spawn")
-        progress_queue = ctx.Queue()
-        stop = threading.Event()
-
-        def drain() -> None:
-            while not stop.is_set():
-                try:
-                    msg = progress_queue.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-                if msg[0] in pending:
-                    on_progress(*msg)
-
-        drainer = threading.Thread(target=drain, daemon=True)
-        drainer.start()
-        threads = threads or max(1, (os.cpu_count() or 1) // workers)
-        running: dict[Future, str] = {}
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(threads, progress_queue)) as pool:
-            try:
-                while pending:
-                    submitted = set(running.values())
-                    for jid in ready():
-                        if jid not in submitted:
-                            fut = pool.submit(_worker, plan.jobs[jid].to_dict(),
-                                              str(store.results_dir), str(store.data_dir), opts)
-                            running[fut] = jid
-                    if not running:
-                        break
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        jid = running.pop(fut)
-                        try:
-                            status = fut.result()
-                        except Exception as exc:  # the worker process itself died
-                            status = {"state": "failed", "error": f"worker crashed: {exc}",
-                                      "log": str(store.job_dir(plan.jobs[jid]) / "log.txt")}
-                        on_finish(jid, status)
-            except KeyboardInterrupt:
-                for fut in running:
-                    fut.cancel()
-                raise
-            finally:
-                stop.set()
-                drainer.join(timeout=2)
-    return summary
+    if workers <= 0:
+        return schedule(plan, store, InlinePool(store, opts, threads), console)
+    if gpus is None:
+        gpus = gpu_count() if opts.get("device", "auto") in ("auto", "cuda") else 0
+    pool = ProcessPool(store, opts, workers, threads, gpus, gpus_per_job, eval_on_gpu)
+    return schedule(plan, store, pool, console)

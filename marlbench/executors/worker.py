@@ -1,0 +1,42 @@
+"""What runs inside a local worker process. This module imports nothing heavy at the top, so
+that :func:`init_worker` sets the process's environment (its GPU, no JAX preallocation) before
+torch or JAX are imported or initialise a device."""
+
+from __future__ import annotations
+
+import os
+
+_QUEUE = None  # progress queue inside a worker process
+
+NO_PREALLOCATE = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # JAX takes 75 % of a GPU otherwise
+
+
+def init_worker(threads: int, progress_queue, cuda_visible_devices: str | None = None) -> None:
+    """Initializer of a worker process: called once, before its first job. torch reads
+    ``CUDA_VISIBLE_DEVICES`` once, when CUDA initialises (not at import), so setting it here pins
+    the process to one GPU (``""``: no GPU) for its whole life."""
+    global _QUEUE
+    _QUEUE = progress_queue
+    os.environ.update(NO_PREALLOCATE)
+    if cuda_visible_devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = cuda_visible_devices
+    if threads == 1:
+        os.environ.setdefault(
+            "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        )
+    import torch
+
+    assert not torch.cuda.is_initialized(), "CUDA initialised before the worker chose its GPU"
+    torch.set_num_threads(threads)
+
+
+def run_in_worker(job_dict: dict, results_dir: str, data_dir: str, opts: dict) -> dict:
+    from marlbench.jobs import run_job
+
+    jid = job_dict["id"]
+
+    def progress(done: int, total: int, what: str) -> None:
+        if _QUEUE is not None:
+            _QUEUE.put((jid, done, total, what))
+
+    return run_job(job_dict, results_dir, data_dir, opts, progress)
