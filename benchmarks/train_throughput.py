@@ -14,26 +14,9 @@ import time
 import torch
 from common import machine
 
-from marlbench.data.dataset import Batch
+from marlbench.calibrate import full_batch
 from marlbench.envs.maps import get_map
 from marlbench.learners import LEARNERS
-
-
-def full_batch(task: str, b: int, device: torch.device) -> Batch:
-    lay = get_map(task).layout
-    t = lay.episode_limit + 1
-    g = torch.Generator().manual_seed(0)
-    term = torch.zeros(b, t)
-    term[:, -2] = 1
-    return Batch(
-        obs=torch.rand(b, t, lay.n_agents, lay.obs_dim, generator=g),
-        state=torch.rand(b, t, lay.state_dim, generator=g),
-        actions=torch.randint(0, lay.n_actions, (b, t, lay.n_agents), generator=g),
-        avail=torch.ones(b, t, lay.n_agents, lay.n_actions, dtype=torch.int32),
-        reward=torch.rand(b, t, generator=g),
-        terminated=term,
-        filled=torch.ones(b, t),
-    ).to(device)
 
 
 def main() -> None:

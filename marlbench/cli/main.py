@@ -6,6 +6,7 @@ import typer
 
 from marlbench import __version__
 from marlbench.cli.analyze import analyze_app
+from marlbench.cli.calibrate import calibrate
 from marlbench.cli.check import baseline_app, check
 from marlbench.cli.data import data_app
 from marlbench.cli.doctor import doctor
@@ -51,6 +52,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(analyze_app, name="analyze")
 app.add_typer(env_app, name="env")
 app.command("doctor")(doctor)
+app.command("calibrate")(calibrate)
 
 TABLES = ("main", "quality", "task", "ablation")
 

@@ -87,6 +87,12 @@ def run(
         if len(repairs) > 10:
             console.print(f"  ... and {len(repairs) - 10} more")
     if dry_run:
+        from marlbench.cost import load_model, project
+
+        skip = {jid for jid, (ok, _) in states.items() if ok}
+        slots = _slots(executor, workers, gpus_per_job)
+        gpu = chosen != "cpu" and executor == "local" and _gpu_count() > 0
+        print_projection(project(plan, load_model(), slots, skip, gpu_train=gpu), executor)
         return
     store.save_plan(plan, profile)
     start = time.time()
@@ -113,6 +119,60 @@ def run(
     if not summary.ok:
         raise typer.Exit(1)
     console.print(f"results in {results}/ — next: marlbench report {results} --table")
+
+
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _slots(executor: str, workers: int, gpus_per_job: float) -> int:
+    """Jobs that run at once: the local executor's workers (0 = one, in this process); on
+    Ray, the cluster is not known before it is joined, so the CPUs of this machine."""
+    if executor == "ray":
+        return os.cpu_count() or 1
+    return max(1, workers)
+
+
+def print_projection(p, executor: str) -> None:
+    """The projected cost of the jobs still to run, per job kind and algorithm."""
+    t = Table(title="Projected cost of the jobs to run")
+    for col in ("jobs", "count", "CPU-hours"):
+        t.add_column(col, justify="left" if col == "jobs" else "right")
+    for kind in ("behaviour", "dataset", "train", "eval"):
+        if p.jobs.get(kind):
+            cpu = p.cpu_hours.get(kind)
+            t.add_row(kind, str(p.jobs[kind]), "on GPU" if cpu is None else _hours(cpu))
+    console.print(t)
+    if p.per_algorithm:
+        a = Table(title="per algorithm")
+        for col in ("algorithm", "train hours", "eval CPU-hours"):
+            a.add_column(col, justify="left" if col == "algorithm" else "right")
+        for label, row in p.per_algorithm.items():
+            a.add_row(label, _hours(row["train"]), _hours(row["eval"]))
+        console.print(a)
+    gpu = f"GPU-hours (train): {_hours(p.gpu_hours)}" if p.gpu_hours is not None else \
+        "GPU-hours: none planned (training on CPU)"
+    where = f"{p.workers} worker(s)" if executor == "local" else \
+        f"{p.workers} slot(s) (this machine's cores; a cluster divides it by its size)"
+    console.print(f"CPU-hours {_hours(sum(p.cpu_hours.values()))}; {gpu}; projected wall time "
+                  f"{_duration(p.wall_s)} on {where}", highlight=False)
+    console.print(f"from {p.source}" + ("" if "calibrated" in p.source else
+                                        " — run `marlbench calibrate` to measure this machine"),
+                  style="dim", highlight=False)
+
+
+def _hours(h: float) -> str:
+    return f"{h:,.0f}" if h >= 100 else f"{h:.2f}" if h >= 1 else f"{h:.4f}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:,.1f} h"
 
 
 def check_executor_options(executor: str, address: str | None, retries: int | None,

@@ -183,3 +183,39 @@ class PublishedFile(_Schema):
     metric: Text
     aggregation: Text = ""
     tables: dict[Name, PublishedTable] = Field(min_length=1)
+
+
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class CalibrationFile(_Schema):
+    """A machine's calibration for the cost model (``marlbench calibrate``)."""
+
+    format: Literal["marlbench-calibration/1"]
+    source: Text
+    machine: dict[str, Any]
+    machine_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+    threads: Annotated[StrictInt, Field(ge=1, le=4096)]
+    maps: list[Name] = Field(min_length=1)
+    update_s: dict[Literal["cpu", "cuda"], dict[Name, dict[Name, PositiveFloat]]]
+    eval_step_s: dict[Name, PositiveFloat] = Field(min_length=1)
+    eval_length_fraction: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+    eval_overhead_s: NonNegativeFloat
+    compile_s: NonNegativeFloat
+    worker_start_s: NonNegativeFloat
+    collect_episode_s: dict[Name, PositiveFloat] = Field(min_length=1)
+    mappo_steps_per_s: dict[Name, PositiveFloat] = Field(min_length=1)
+    wall_time_s: NonNegativeFloat
+
+    @model_validator(mode="after")
+    def _cpu_figures(self) -> CalibrationFile:
+        from marlbench.envs.maps import MAPS
+
+        if "cpu" not in self.update_s or "bc_t" not in self.update_s["cpu"]:
+            raise ValueError("update_s must hold CPU figures of bc_t at least")
+        named = [m for table in self.update_s.values() for per in table.values() for m in per]
+        named += [*self.eval_step_s, *self.collect_episode_s, *self.mappo_steps_per_s]
+        unknown = sorted({m for m in named if m not in MAPS})
+        if unknown:
+            raise ValueError(f"unknown map(s) {', '.join(unknown)}")
+        return self
