@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
 SEED_LIMIT = 2**32  # numpy's and torch's seeds are unsigned 32-bit
 
@@ -20,6 +20,19 @@ Probability = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Discount = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
+
+
+# As files store them (manifests, summaries): strict JSON numbers, no lax conversion.
+PositiveInt = Annotated[StrictInt, Field(ge=1)]
+NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
+StrictFinite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+StrictProbability = Annotated[float, Field(strict=True, ge=0, le=1)]
+
+
+class StrictModel(BaseModel):
+    """A file schema: unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def _device(value: str) -> str:

@@ -20,7 +20,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictInt,
     field_validator,
     model_validator,
 )
@@ -32,6 +31,13 @@ from marlbench.data.qualities import get_quality
 from marlbench.data.stats import length_stats
 from marlbench.envs import make_env
 from marlbench.envs.maps import Layout
+from marlbench.fields import (
+    NonNegativeInt,
+    PositiveInt,
+    StrictFinite,
+    StrictModel,
+    StrictProbability,
+)
 from marlbench.fileio import read_json, validated, write_json
 from marlbench.rollout import rollout
 
@@ -44,15 +50,14 @@ MANIFEST = "manifest.json"
 # -- the manifest's schema ------------------------------------------------------------------
 
 
-Count = Annotated[StrictInt, Field(ge=1)]
-NonNegative = Annotated[StrictInt, Field(ge=0)]
-Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-Probability = Annotated[float, Field(strict=True, ge=0, le=1)]
+Count = PositiveInt
+NonNegative = NonNegativeInt
+Number = StrictFinite
+Probability = StrictProbability
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Strict = StrictModel
 
 
 class PartEntry(_Strict):

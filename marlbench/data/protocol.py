@@ -26,12 +26,13 @@ from typing import Annotated, Any, Literal
 import h5py
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from marlbench.data.collect import DatasetWriter, existing_dataset
 from marlbench.data.format import DatasetError, EpisodeArrays
 from marlbench.data.mappo import Mappo, MappoConfig
 from marlbench.envs import make_env
+from marlbench.fields import NonNegativeInt, PositiveInt, StrictModel, StrictProbability
 from marlbench.fileio import read_json, save_torch, validated, write_json
 
 Progress = Callable[[int, int, str], None]
@@ -97,14 +98,13 @@ class ReplayLog:
 
 # -- summary.json's schema -------------------------------------------------------------------
 
-_Count = Annotated[StrictInt, Field(ge=1)]
-_Steps = Annotated[StrictInt, Field(ge=0)]
-_Rate = Annotated[float, Field(ge=0, le=1, strict=True)]
+_Count = PositiveInt
+_Steps = NonNegativeInt
+_Rate = StrictProbability
 _Checkpoint = Annotated[str, Field(pattern=r"^steps_[0-9]+\.pt$")]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Strict = StrictModel
 
 
 class _Eval(_Strict):
