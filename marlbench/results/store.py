@@ -130,9 +130,9 @@ class Store:
             if st["id"] != job.id:
                 return False, f"{d / 'status.json'} is job {st['id']}'s status"
             read_job_file(d / "job.json")
-            problem = self._output_problem(job, d)
         except UserError as exc:
             return False, str(exc)
+        problem = self.output_problem(job)
         return problem is None, problem
 
     def is_done(self, job: Job) -> bool:
@@ -142,12 +142,12 @@ class Store:
         """What is missing or invalid among the job's outputs (None when all are in place),
         whatever its status says."""
         try:
-            return self._output_problem(job, self.job_dir(job))
+            return self._output_problem(job)
         except UserError as exc:
             return str(exc)
 
-    def _output_problem(self, job: Job, d: Path) -> str | None:
-        c = job.config
+    def _output_problem(self, job: Job) -> str | None:
+        c, d = job.config, self.job_dir(job)
         if job.kind == "eval":
             path = d / "records.json"
             if not path.exists():
@@ -206,15 +206,18 @@ class Store:
         return [read_plan(p) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
 
 
-def load_records(results_dir: Path, suite: str | None = None) -> pd.DataFrame:
+def load_records(results_dir: Path, suite: str | None = None,
+                 plans: list[dict] | None = None) -> pd.DataFrame:
     """One row per evaluation record. With saved plans, only the records of each suite's latest
-    plan count (so a changed parameter never mixes stale results in); ``suite`` filters."""
+    plan count (so a changed parameter never mixes stale results in); ``suite`` filters.
+    ``plans``: the directory's plans when the caller has read them already."""
     store = Store(results_dir, results_dir)
-    plans = store.plans()
+    every = store.plans() if plans is None else plans
+    plans = every
     if suite is not None:
-        plans = [p for p in plans if p["suite"] == suite]
+        plans = [p for p in every if p["suite"] == suite]
         if not plans:
-            known = ", ".join(p["suite"] for p in store.plans()) or "none"
+            known = ", ".join(p["suite"] for p in every) or "none"
             raise UserError(f"no runs of suite {suite!r} in {results_dir}; suites there: {known}")
     rows = []
     if plans:
@@ -240,12 +243,13 @@ def _records(path: Path, job_id: str, expect: dict | None = None) -> list[dict]:
         raise FileFormatError(f"{exc}; {REPAIR}") from None
 
 
-def job_states(results_dir: Path, suite: str | None = None) -> pd.DataFrame:
+def job_states(results_dir: Path, suite: str | None = None,
+               plans: list[dict] | None = None) -> pd.DataFrame:
     """State of every eval job of the latest plans: done, failed, skipped, running (started:
     its folder holds job.json but no status.json yet; or interrupted) or not run."""
     store = Store(results_dir, results_dir)
     rows = []
-    for plan in store.plans():
+    for plan in store.plans() if plans is None else plans:
         if suite is not None and plan["suite"] != suite:
             continue
         for jid, info in plan["jobs"].items():
@@ -330,8 +334,8 @@ def load_results(dirs: Path | list[Path], suite: str | None = None) -> Results:
     for d, ps in zip(dirs, per_dir, strict=True):
         if suite is not None and not any(p["suite"] == suite for p in ps):
             continue
-        frames.append(load_records(d, suite).assign(source=str(d)))
-        states.append(job_states(d, suite))
+        frames.append(load_records(d, suite, ps).assign(source=str(d)))
+        states.append(job_states(d, suite, ps))
     records = pd.concat([f for f in frames if not f.empty] or frames, ignore_index=True)
     _refuse_conflicts(records)
     before = len(records)
