@@ -209,25 +209,20 @@ def project(plan: Plan, model: CostModel, workers: int, skip: set[str] | None = 
     cpu: dict[str, float] = {}
     per_alg: dict[str, dict[str, float]] = {}
     counts: dict[str, int] = {}
+    gpu = 0.0
     for jid, s in est.items():
         job = plan.jobs[jid]
         counts[job.kind] = counts.get(job.kind, 0) + 1
         if job.kind == "train" and device == "cuda":
-            continue  # GPU time, below
-        cpu[job.kind] = cpu.get(job.kind, 0.0) + s / 3600
+            gpu += s / 3600
+        else:
+            cpu[job.kind] = cpu.get(job.kind, 0.0) + s / 3600
         if job.kind in ("train", "eval"):
             row = per_alg.setdefault(job.config["label"], {"train": 0.0, "eval": 0.0})
             row[job.kind] += s / 3600
-    gpu = None
-    if device == "cuda":
-        gpu = sum(s for jid, s in est.items() if plan.jobs[jid].kind == "train") / 3600
-        for jid, s in est.items():
-            job = plan.jobs[jid]
-            if job.kind == "train":
-                row = per_alg.setdefault(job.config["label"], {"train": 0.0, "eval": 0.0})
-                row["train"] += s / 3600
     wall = _replay(plan, est, model.compile_s, max(1, workers), model.worker_start_s)
-    return Projection(cpu, per_alg, gpu, wall, max(1, workers), model.doc["source"], counts)
+    return Projection(cpu, per_alg, gpu if device == "cuda" else None, wall, max(1, workers),
+                      model.doc["source"], counts)
 
 
 def _replay(plan: Plan, est: dict[str, float], compile_s: float, slots: int,
