@@ -50,20 +50,15 @@ MANIFEST = "manifest.json"
 # -- the manifest's schema ------------------------------------------------------------------
 
 
-Count = PositiveInt
-NonNegative = NonNegativeInt
-Number = StrictFinite
-Probability = StrictProbability
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
-_Strict = StrictModel
 
 
-class PartEntry(_Strict):
+class PartEntry(StrictModel):
     file: str
     sha256: Sha256
-    episodes: Count | None = None
+    episodes: PositiveInt | None = None
 
     @field_validator("file")
     @classmethod
@@ -73,10 +68,10 @@ class PartEntry(_Strict):
         return v
 
 
-class LengthStats(_Strict):
-    mean: Annotated[Number, Field(ge=0)]
-    min: NonNegative
-    max: NonNegative
+class LengthStats(StrictModel):
+    mean: Annotated[StrictFinite, Field(ge=0)]
+    min: NonNegativeInt
+    max: NonNegativeInt
     unit: str
 
     @model_validator(mode="after")
@@ -95,7 +90,7 @@ class BehaviourPolicy(BaseModel):
     until_checkpoint: str | None = None
 
 
-class Manifest(_Strict):
+class Manifest(StrictModel):
     """``manifest.json`` as DatasetWriter.finish and the importers write it."""
 
     format: Literal["odis-hdf5"]
@@ -105,19 +100,19 @@ class Manifest(_Strict):
     source: str | None = None
     origin: str | None = None
     behaviour_policy: BehaviourPolicy
-    episodes: Count
-    mean_return: Number
-    return_std: Annotated[Number, Field(ge=0)] | None = None
-    return_min: Number | None = None
-    return_max: Number | None = None
-    win_rate: Probability | None
+    episodes: PositiveInt
+    mean_return: StrictFinite
+    return_std: Annotated[StrictFinite, Field(ge=0)] | None = None
+    return_min: StrictFinite | None = None
+    return_max: StrictFinite | None = None
+    win_rate: StrictProbability | None
     win_rate_source: str | None = None
     episode_length: LengthStats
-    time_outs: NonNegative | None = None
+    time_outs: NonNegativeInt | None = None
     parts: list[PartEntry] = Field(min_length=1)
-    collection_seed: NonNegative | None
+    collection_seed: NonNegativeInt | None
     marlbench_version: str
-    wall_time_s: Annotated[Number, Field(ge=0)]
+    wall_time_s: Annotated[StrictFinite, Field(ge=0)]
     created_at: str
 
     @model_validator(mode="after")

@@ -98,40 +98,36 @@ class ReplayLog:
 
 # -- summary.json's schema -------------------------------------------------------------------
 
-_Count = PositiveInt
-_Steps = NonNegativeInt
-_Rate = StrictProbability
 _Checkpoint = Annotated[str, Field(pattern=r"^steps_[0-9]+\.pt$")]
 
 
-_Strict = StrictModel
 
 
-class _Eval(_Strict):
-    env_steps: _Steps
-    iteration: _Steps
+class _Eval(StrictModel):
+    env_steps: NonNegativeInt
+    iteration: NonNegativeInt
     checkpoint: _Checkpoint
-    win_rate: _Rate
+    win_rate: StrictProbability
     mean_return: Annotated[float, Field(allow_inf_nan=False, strict=True)]
-    episodes: _Count
+    episodes: PositiveInt
 
 
-class _Point(_Strict):
+class _Point(StrictModel):
     checkpoint: _Checkpoint
-    env_steps: _Steps
-    eval_win_rate: _Rate
+    env_steps: NonNegativeInt
+    eval_win_rate: StrictProbability
     threshold: Annotated[float, Field(ge=0, le=1, strict=True)] | None = None
 
 
-class _Window(_Strict):
+class _Window(StrictModel):
     file: Annotated[str, Field(pattern=r"^window_[0-9]+\.h5$")]
-    episodes: _Count
-    until_env_steps: _Steps
+    episodes: PositiveInt
+    until_env_steps: NonNegativeInt
 
 
-class _Replay(_Strict):
+class _Replay(StrictModel):
     windows: list[_Window]
-    episodes: _Steps
+    episodes: NonNegativeInt
 
     @model_validator(mode="after")
     def _adds_up(self) -> _Replay:
@@ -142,10 +138,10 @@ class _Replay(_Strict):
 
 class _Settings(BaseModel):
     model_config = ConfigDict(extra="allow")  # the suite's behaviour settings, as resolved
-    batch_episodes: _Count
+    batch_episodes: PositiveInt
 
 
-class BehaviourSummary(_Strict):
+class BehaviourSummary(StrictModel):
     """``summary.json`` of a behaviour run, as :func:`train_behaviour` writes it."""
 
     task: str
@@ -153,16 +149,16 @@ class BehaviourSummary(_Strict):
     algorithm: Literal["mappo"]
     config: dict[str, Any]
     settings: _Settings
-    seed: _Steps
-    env_steps: _Steps
-    iterations: _Steps
+    seed: NonNegativeInt
+    env_steps: NonNegativeInt
+    iterations: NonNegativeInt
     evals: list[_Eval] = Field(min_length=1)
     expert: _Point
     medium: _Point
     replay: _Replay
     warnings: list[str]
     wall_time_s: Annotated[float, Field(ge=0, allow_inf_nan=False)]
-    resumed_at_env_steps: _Steps | None = None
+    resumed_at_env_steps: NonNegativeInt | None = None
 
 
 def read_summary(run_dir: Path) -> dict:
