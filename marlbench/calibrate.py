@@ -1,12 +1,14 @@
 """``marlbench calibrate``: measure this machine for the cost model (:mod:`marlbench.cost`).
 
 On each reference map, with one torch thread (a worker's share on a 2-core machine with two
-workers): every learner's seconds per update at ``REF_BATCH`` full-length episodes (after one
-warm-up update; ODIS's pre-training phase separately), and on CUDA too when present; seconds
+workers): every learner's seconds per update at ``REF_BATCH`` full-length episodes and at one
+short episode (after a warm-up update; ODIS's pre-training phase separately), and on CUDA too
+when present; seconds
 per batch step of a greedy policy in the loop at the paper's 32 evaluation episodes and the
 fraction of the episode limit its longest episode reaches; the environment's build-and-compile
-time; scripted collection's seconds per episode (written as ODIS parts; the fixed cost of a
-job separated by collecting twice); MAPPO behaviour training's env-steps/s.
+time; scripted collection's seconds per episode (written as ODIS parts) and its episodes'
+lengths; MAPPO behaviour training's env-steps/s (replay log included) and its greedy
+evaluations' seconds per chunk of 128 episodes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from marlbench.cost import (
     REF_MAPS,
     machine_id,
     machine_info,
+    small_rows,
     stamp,
 )
 from marlbench.data.dataset import Batch
@@ -36,10 +39,11 @@ EVAL_EPISODES = 32
 Progress = Callable[[str], None]
 
 
-def full_batch(task: str, b: int, device: torch.device) -> Batch:
-    """``b`` synthetic episodes of ``task`` at full length (episode limit + 1 rows)."""
+def full_batch(task: str, b: int, device: torch.device, t: int | None = None) -> Batch:
+    """``b`` synthetic episodes of ``task`` of ``t`` rows (default: full length, the episode
+    limit + 1)."""
     lay = get_map(task).layout
-    t = lay.episode_limit + 1
+    t = t or lay.episode_limit + 1
     g = torch.Generator().manual_seed(0)
     term = torch.zeros(b, t)
     term[:, -2] = 1
@@ -55,23 +59,31 @@ def full_batch(task: str, b: int, device: torch.device) -> Batch:
 
 
 def update_seconds(learner_name: str, task: str, device: torch.device, updates: int = 2,
-                   pretrain: bool = False) -> float:
+                   pretrain: bool = False) -> tuple[float, float]:
+    """Seconds per update at ``REF_BATCH`` full-length episodes, and at one episode of
+    ``small_rows(task)`` rows (which separates an update's fixed cost from its cost per
+    episode-row)."""
     from marlbench.learners import LEARNERS
 
     cls = LEARNERS[learner_name]
     learner = cls({task: get_map(task).layout}, cls.Config(), device)
     if pretrain:
         learner.set_budget(10**9)  # every update a skill pre-training one
-    batch = full_batch(task, REF_BATCH, device)
-    learner.update(batch, task)  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(updates):
-        learner.update(batch, task)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / updates
+
+    def timed(batch: Batch, n: int) -> float:
+        learner.update(batch, task)  # warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            learner.update(batch, task)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - t0) / n
+
+    full = timed(full_batch(task, REF_BATCH, device), updates)
+    small = timed(full_batch(task, 1, device, small_rows(task)), 4 * updates)
+    return full, small
 
 
 def worker_start_seconds() -> float:
@@ -110,16 +122,20 @@ def eval_figures(task: str) -> tuple[float, float, float]:
     return per_step, steps / get_map(task).episode_limit, max(0.0, cold - first_steps * per_step)
 
 
-def collect_seconds_per_episode(task: str, batches: int = 2) -> float:
-    """Seconds per collected episode: scripted roll-outs of 128 episodes written as ODIS parts
-    (the environment built and compiled beforehand, as the compile is costed apart)."""
+def collect_figures(task: str, batches: int = 2) -> tuple[float, list[int]]:
+    """Seconds per collected episode of the ``scripted`` quality (roll-outs of 128 episodes
+    written as ODIS parts, the environment built and compiled beforehand, as the compile is
+    costed apart) and the collected episodes' lengths in rows, sorted (what the cost model
+    cuts training batches to for scripted data not collected yet)."""
     from marlbench.data.behaviour import FocusFirePolicy
     from marlbench.data.collect import DatasetWriter
+    from marlbench.data.qualities import get_quality
     from marlbench.envs import make_env
     from marlbench.rollout import rollout
 
     env = make_env(task, COLLECT_BATCH)
-    policy = FocusFirePolicy(env.layout, 0.0, np.random.default_rng(0))
+    eps = get_quality("scripted").epsilon
+    policy = FocusFirePolicy(env.layout, eps, np.random.default_rng(0))
 
     def act(r):
         return policy.act(r.obs, r.avail_actions)
@@ -127,28 +143,44 @@ def collect_seconds_per_episode(task: str, batches: int = 2) -> float:
     rollout(env, act, 0, True)  # warm-up
     with tempfile.TemporaryDirectory() as tmp:
         writer = DatasetWriter(Path(tmp) / "run", batches * COLLECT_BATCH, env.layout)
+        lengths: list[int] = []
         t0 = time.perf_counter()
         for k in range(batches):
             res = rollout(env, act, k + 1, True)
             writer.add(res.episodes, res.won)
+            lengths += [int(n) for n in res.episodes.lengths]
         writer.finish({"task": task, "backend": "smax", "quality": "scripted",
                        "behaviour_policy": {"name": "focus-fire"}, "collection_seed": 0})
-        return (time.perf_counter() - t0) / (batches * COLLECT_BATCH)
+        return (time.perf_counter() - t0) / (batches * COLLECT_BATCH), sorted(lengths)
 
 
-def mappo_steps_per_second(task: str, iterations: int = 2) -> float:
+def behaviour_figures(task: str, iterations: int = 2) -> tuple[float, float]:
+    """MAPPO behaviour training as a behaviour job runs it (stochastic roll-outs of 128
+    episodes appended to the replay log, then an update): env-steps/s; and the seconds of one
+    greedy evaluation chunk of 128 episodes (a behaviour job evaluates every
+    ``eval_interval`` env-steps)."""
     from marlbench.data.mappo import Mappo, MappoConfig
+    from marlbench.data.protocol import ReplayLog
     from marlbench.envs import make_env
 
     env = make_env(task, 128)
     learner = Mappo(env.layout, MappoConfig(), 0)
     learner.update(learner.play(env, 0, greedy=False))  # warm-up: compile
-    steps, t0 = 0, time.perf_counter()
+    learner.play(env, 0, greedy=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = ReplayLog(Path(tmp))
+        steps, t0 = 0, time.perf_counter()
+        for k in range(iterations):
+            r = learner.play(env, k + 1, greedy=False)
+            log.append(0, r.episodes, r.won)
+            learner.update(r)
+            steps += int(r.lengths.sum())
+        sps = steps / (time.perf_counter() - t0)
+        log.close_window()
+    t1 = time.perf_counter()
     for k in range(iterations):
-        r = learner.play(env, k + 1, greedy=False)
-        learner.update(r)
-        steps += int(r.lengths.sum())
-    return steps / (time.perf_counter() - t0)
+        learner.play(env, 100 + k, greedy=True)
+    return sps, (time.perf_counter() - t1) / iterations
 
 
 def calibrate(learners: list[str] | None = None, maps: tuple[str, ...] = REF_MAPS,
@@ -165,17 +197,20 @@ def calibrate(learners: list[str] | None = None, maps: tuple[str, ...] = REF_MAP
         devices = [torch.device("cpu")] + ([torch.device("cuda")]
                                            if torch.cuda.is_available() else [])
         update_s: dict[str, dict[str, dict[str, float]]] = {}
+        update_small_s: dict[str, dict[str, dict[str, float]]] = {}
         for device in devices:
             table = update_s.setdefault(device.type, {})
+            small = update_small_s.setdefault(device.type, {})
             for name in names + (["odis-pre"] if "odis" in names else []):
                 learner = "odis" if name == "odis-pre" else name
                 for task in maps:
                     say(f"{name} update on {task} ({device.type})")
-                    table.setdefault(name, {})[task] = update_seconds(
-                        learner, task, device, pretrain=name == "odis-pre")
+                    table.setdefault(name, {})[task], small.setdefault(name, {})[task] = \
+                        update_seconds(learner, task, device, pretrain=name == "odis-pre")
         say("worker start (imports)")
         start_s = worker_start_seconds()
-        eval_step, fractions, compiles, collect, mappo = {}, [], [], {}, {}
+        eval_step, fractions, compiles, collect, scripted = {}, [], [], {}, {}
+        mappo, mappo_eval = {}, {}
         for task in maps:
             say(f"evaluation roll-outs on {task}")
             per_step, fraction, compile_s = eval_figures(task)
@@ -183,9 +218,9 @@ def calibrate(learners: list[str] | None = None, maps: tuple[str, ...] = REF_MAP
             fractions.append(fraction)
             compiles.append(compile_s)
             say(f"scripted collection on {task}")
-            collect[task] = collect_seconds_per_episode(task)
+            collect[task], scripted[task] = collect_figures(task)
             say(f"MAPPO behaviour training on {task}")
-            mappo[task] = mappo_steps_per_second(task)
+            mappo[task], mappo_eval[task] = behaviour_figures(task)
     finally:
         torch.set_num_threads(threads)
     info = machine_info()
@@ -198,12 +233,15 @@ def calibrate(learners: list[str] | None = None, maps: tuple[str, ...] = REF_MAP
         "threads": 1,
         "maps": list(maps),
         "update_s": update_s,
+        "update_small_s": update_small_s,
         "eval_step_s": eval_step,
         "eval_length_fraction": float(np.mean(fractions)),
         "eval_overhead_s": 0.018,  # benchmarks/eval_overhead.py: job bookkeeping, not measured here
         "compile_s": float(np.median(compiles)),
         "worker_start_s": start_s,
         "collect_episode_s": collect,
+        "scripted_rows": scripted,
         "mappo_steps_per_s": mappo,
+        "mappo_eval_chunk_s": mappo_eval,
         "wall_time_s": round(time.time() - start, 1),
     }

@@ -5,20 +5,24 @@ scheduler over the executor's worker slots.
 The model (each coefficient measured by ``marlbench calibrate``, or taken from the figures of
 ``benchmarks/`` when this machine has no calibration):
 
-- **train**: ``updates × s_update``. A learner's s/update is measured at batch ``REF_BATCH`` of
-  full-length episodes on the reference maps and carried to another map and batch as
-  ``a × B × rows × size^p`` (rows = episode limit + 1, size = agents × (agents + enemies), the
-  entity pairs an entity transformer attends over; ``a`` and ``p`` fitted through the reference
-  maps). Batches are taken at full length, as the longest episode of a batch of 32 usually is:
-  an upper bound when episodes end early. ODIS's two phases are costed separately.
+- **train**: ``updates × s_update``. A learner's s/update is measured on the reference maps at
+  batch ``REF_BATCH`` of full-length episodes and at one short episode, and carried to another
+  map and batch as ``fixed(size) + a × B × rows × size^p`` (size = agents × (agents +
+  enemies), the entity pairs an entity transformer attends over; both parts fitted as power
+  laws through the reference maps). ``rows`` is
+  what a batch is cut to, the longest of its B sampled episodes: its expectation is computed
+  from the episode lengths of the job's data (:class:`EpisodeLengths`). ODIS's two phases are
+  costed separately.
 - **eval**: the batched roll-out plays until its longest episode ends, so
-  ``chunks × limit × fraction × s_step`` with s_step (per batch step, policy in the loop) fitted
-  over map size like the updates and the measured fraction of the limit the longest episode
-  reaches; plus the job's bookkeeping and, once per map and worker, building and compiling the
-  environment.
+  ``chunks × steps × s_step``, with s_step (per batch step, policy in the loop) fitted over map
+  size like the updates and ``steps`` the expected longest of a chunk's episodes, taking the
+  training data's lengths as those of the policy trained on them (else the calibrated fraction
+  of the limit an untrained policy's longest episode reaches); plus the job's bookkeeping and,
+  once per map and worker, building and compiling the environment.
 - **dataset**: scripted collection, measured per episode (roll-out and writing) on the
   reference maps and carried over by size and episode limit; plus the compile.
-- **behaviour**: ``env_steps`` at MAPPO's measured env-steps/s (carried over by size).
+- **behaviour**: ``env_steps`` at MAPPO's measured env-steps/s (replay log included), plus its
+  greedy evaluation chunks every ``eval_interval`` env-steps (both carried over by size).
 
 The wall time replays :func:`marlbench.plan.topological_order` on ``workers`` slots (each job
 starts on the slot that frees first once its dependencies are done; a slot compiles each map
@@ -36,6 +40,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from marlbench.envs.maps import get_map
 from marlbench.fileio import read_json, write_json
@@ -94,6 +100,39 @@ def rows(task: str) -> int:
     return get_map(task).episode_limit + 1
 
 
+def small_rows(task: str) -> int:
+    """The rows of the one short episode an update is also calibrated at."""
+    return max(3, rows(task) // 8)
+
+
+def expected_longest(lengths: np.ndarray, k: int) -> float:
+    """The expected largest of ``k`` values drawn without replacement from ``lengths``: the rows
+    a batch of ``k`` sampled episodes is cut to, or the steps a batch of ``k`` roll-outs plays."""
+    x = np.sort(np.asarray(lengths, dtype=float))
+    n = len(x)
+    k = max(1, min(k, n))
+    j = np.arange(k)
+    # P(max ≤ x_(i)) = C(i, k) / C(n, k) = Π_{j<k} (i − j) / (n − j), zero while i < k
+    cdf = np.prod(np.clip((np.arange(1, n + 1)[:, None] - j) / (n - j), 0.0, None), axis=1)
+    return float(np.diff(cdf, prepend=0.0) @ x)
+
+
+def nearest_map(task: str, candidates: list[str]) -> str:
+    """The candidate most like ``task``: most unit types in common, then nearest in size (on a
+    log scale). Episode lengths are carried from it: they follow the units fighting more than
+    the map's limit (marines end scripted fights in 15 to 20 rows on 3m and 10m alike)."""
+    spec = get_map(task)
+    units = set(getattr(spec, "ally_units", ())) | set(getattr(spec, "enemy_units", ()))
+
+    def key(m: str) -> tuple[int, float]:
+        other = get_map(m)
+        shared = units & (set(getattr(other, "ally_units", ()))
+                          | set(getattr(other, "enemy_units", ())))
+        return -len(shared), abs(math.log(map_size(m) / map_size(task)))
+
+    return min(candidates, key=key)
+
+
 @dataclass(frozen=True)
 class PowerLaw:
     """``y = a × x^p`` through measured points (one point: ``p`` = 1)."""
@@ -116,12 +155,19 @@ class PowerLaw:
         return self.a * x**self.p
 
 
+def _fit_or_mean(points: dict[float, float]) -> PowerLaw:
+    """A power law through positive points; a constant (their mean) when one is zero."""
+    if all(v > 0 for v in points.values()):
+        return PowerLaw.fit(points)
+    return PowerLaw(sum(points.values()) / len(points), 0.0)
+
+
 @dataclass
 class CostModel:
     """Per-job time estimates (seconds on one worker) from a calibration document."""
 
     doc: dict[str, Any]
-    laws: dict[str, PowerLaw] = field(default_factory=dict)
+    laws: dict[str, Any] = field(default_factory=dict)  # fitted laws, by what they cost
 
     @property
     def calibrated(self) -> bool:
@@ -132,48 +178,107 @@ class CostModel:
             self.laws[key] = PowerLaw.fit(points)
         return self.laws[key]
 
-    def update_s(self, learner: str, task: str, batch: int, device: str = "cpu") -> float:
-        table = self.doc["update_s"].get(device) or self.doc["update_s"]["cpu"]
-        measured = table.get(learner) or table["bc_t"]
-        # per episode-row: s / (B × rows) against size
-        points = {map_size(m): s / (REF_BATCH * rows(m)) for m, s in measured.items()}
-        return self._law(f"update/{device}/{learner}", points)(map_size(task)) * batch * rows(task)
+    def update_s(self, learner: str, task: str, batch: int, device: str = "cpu",
+                 batch_rows: float | None = None) -> float:
+        """Seconds per update on ``task``'s batches of ``batch`` episodes cut to ``batch_rows``
+        rows (default: full length)."""
+        if device not in self.doc["update_s"]:
+            device = "cpu"
+        table = self.doc["update_s"][device]
+        name = learner if learner in table else "bc_t"
+        fixed, per_row = self._update_laws(device, name)
+        size = map_size(task)
+        return fixed(size) + per_row(size) * batch * (batch_rows if batch_rows is not None
+                                                       else rows(task))
 
-    def eval_s(self, task: str, episodes: int) -> float:
+    def _update_laws(self, device: str, learner: str) -> tuple[PowerLaw, PowerLaw]:
+        """An update's fixed seconds and seconds per episode-row, each against map size: from
+        the full and the one-short-episode measurements (only the first: no fixed part)."""
+        key = f"update/{device}/{learner}"
+        if key not in self.laws:
+            full = self.doc["update_s"][device][learner]
+            small = (self.doc.get("update_small_s") or {}).get(device, {}).get(learner, {})
+            slope, fixed = {}, {}
+            for m, s in full.items():
+                n = REF_BATCH * rows(m)
+                if m in small:
+                    k = small_rows(m)
+                    per = max((s - small[m]) / (n - k), s / n * 0.05)  # noise never negative
+                    slope[map_size(m)], fixed[map_size(m)] = per, max(0.0, s - per * n)
+                else:
+                    slope[map_size(m)], fixed[map_size(m)] = s / n, 0.0
+            self.laws[key] = (_fit_or_mean(fixed), PowerLaw.fit(slope))
+        return self.laws[key]
+
+    def eval_s(self, task: str, episodes: int, steps: float | None = None) -> float:
+        """Seconds of an evaluation job whose roll-outs play ``steps`` batch steps per chunk
+        (default: the calibrated fraction of the limit an untrained policy reaches)."""
         law = self._law("eval", {map_size(m): s for m, s in self.doc["eval_step_s"].items()})
-        limit = get_map(task).episode_limit
+        if steps is None:
+            steps = get_map(task).episode_limit * self.doc["eval_length_fraction"]
         chunks = math.ceil(episodes / EVAL_BATCH_LIMIT)
-        steps = chunks * limit * self.doc["eval_length_fraction"]
-        return steps * law(map_size(task)) + self.doc["eval_overhead_s"]
+        return chunks * steps * law(map_size(task)) + self.doc["eval_overhead_s"]
+
+    def scripted_rows(self, task: str) -> np.ndarray | None:
+        """The calibrated lengths (rows) of scripted episodes, carried to ``task`` from the
+        most similar reference map and cut at its limit; None without them."""
+        measured = self.doc.get("scripted_rows") or {}
+        if not measured:
+            return None
+        ref = nearest_map(task, sorted(measured))
+        return np.minimum(np.asarray(measured[ref], dtype=float), rows(task))
 
     def collect_s(self, task: str, episodes: int) -> float:
         per_row = {map_size(m): s / rows(m) for m, s in self.doc["collect_episode_s"].items()}
         return episodes * rows(task) * self._law("collect", per_row)(map_size(task))
 
-    def behaviour_s(self, task: str, env_steps: int) -> float:
+    def behaviour_s(self, task: str, settings: dict) -> float:
+        """MAPPO's env-steps, and its greedy evaluation every ``eval_interval`` env-steps (and
+        of the untrained policy) in chunks of 128 episodes that play to the longest one."""
         law = self._law("mappo", {map_size(m): 1 / v
                                   for m, v in self.doc["mappo_steps_per_s"].items()})
-        return env_steps * law(map_size(task))
+        total = settings["env_steps"] * law(map_size(task))
+        chunk = self.doc.get("mappo_eval_chunk_s")
+        if chunk:  # per limit step, carried over by size
+            per = self._law("mappo-eval", {map_size(m): s / get_map(m).episode_limit
+                                           for m, s in chunk.items()})
+            evals = settings["env_steps"] // settings["eval_interval"] + 1
+            chunks = math.ceil(settings["eval_episodes"] / settings["batch_episodes"])
+            total += evals * chunks * get_map(task).episode_limit * per(map_size(task))
+        return total
 
-    def job_s(self, kind: str, c: dict, device: str = "cpu") -> float:
+    def job_s(self, kind: str, c: dict, device: str = "cpu",
+              lengths: dict[str, np.ndarray | None] | None = None) -> float:
         """Seconds of one job on one worker (an eval job's compile excluded: a worker compiles
-        each map once, see :func:`_replay`)."""
+        each map once, see :func:`_replay`). ``lengths``: the episode lengths (rows) of the
+        training data per task (a train job's seen tasks; an eval job's train job's), where
+        known."""
+        lengths = lengths or {}
         if kind == "train":
-            seen = c["seen"]
-            per = {t: self.update_s(c["algorithm"], t, c["batch_episodes"], device) for t in seen}
-            mean = sum(per.values()) / len(per)
+            seen, b = c["seen"], c["batch_episodes"]
+
+            def mean_update(learner: str) -> float:
+                return sum(self.update_s(learner, t, b, device, _longest(lengths.get(t), b))
+                           for t in seen) / len(seen)
+
+            mean = mean_update(c["algorithm"])
             if c["algorithm"] == "odis":
-                pre = sum(self.update_s("odis-pre", t, c["batch_episodes"], device)
-                          for t in seen) / len(seen)
                 f = c["params"].get("pretrain_fraction", 0.3)
-                return c["updates"] * (f * pre + (1 - f) * mean)
+                return c["updates"] * (f * mean_update("odis-pre") + (1 - f) * mean)
             return c["updates"] * mean
         if kind == "eval":
-            return self.eval_s(c["task"], c["episodes"])
+            known = {t: x for t, x in lengths.items() if x is not None}
+            steps = None
+            if known:  # a policy plays episodes as long as those it was trained on
+                x = known[nearest_map(c["task"], sorted(known))]
+                chunk = min(c["episodes"], EVAL_BATCH_LIMIT)
+                steps = min(max(1.0, expected_longest(x, chunk) - 1),
+                            get_map(c["task"]).episode_limit)
+            return self.eval_s(c["task"], c["episodes"], steps)
         if kind == "dataset":  # each data job builds (and compiles) its own environment
             return self.collect_s(c["task"], c["episodes"]) + self.compile_s
         if kind == "behaviour":
-            return self.behaviour_s(c["task"], c["settings"]["env_steps"]) + self.compile_s
+            return self.behaviour_s(c["task"], c["settings"]) + self.compile_s
         raise ValueError(f"unknown job kind {kind!r}")
 
     @property
@@ -185,6 +290,76 @@ class CostModel:
         return float(self.doc.get("worker_start_s", 0.0))
 
 
+def _longest(x: np.ndarray | None, batch: int) -> float | None:
+    return None if x is None else expected_longest(x, batch)
+
+
+class EpisodeLengths:
+    """The episode lengths (rows) of each train job's data, from the best source there is:
+
+    - ``data``: the dataset on disk, read from its parts (the loader's last N episodes);
+    - ``scripted``: scripted data not collected yet, from the calibrated scripted episodes of
+      the most similar reference map;
+    - ``full length``: otherwise (a behaviour policy's data not collected yet), an upper bound.
+    """
+
+    def __init__(self, plan: Plan, model: CostModel, data_dir: Path | None):
+        self.plan, self.model, self.data_dir = plan, model, data_dir
+        self.basis: dict[str, int] = {}  # per (train job, task): which source
+        self._sources: dict[tuple[str, int | None], np.ndarray | None] = {}
+        self._jobs: dict[str, tuple[dict[str, np.ndarray | None], list[str]]] = {}
+
+    def of_train(self, jid: str) -> tuple[dict[str, np.ndarray | None], list[str]]:
+        """Per seen task of train job ``jid``: its data's lengths (None: unknown), and where
+        they came from."""
+        if jid not in self._jobs:
+            c = self.plan.jobs[jid].config
+            out: dict[str, np.ndarray | None] = {}
+            bases = []
+            for task in c["seen"]:
+                parts = [self._source(task, s["dir"], s.get("last"))
+                         for s in c.get("datasets", {}).get(task, [])]
+                if parts and all(x is not None for x, _ in parts):
+                    out[task] = np.concatenate([x for x, _ in parts])
+                    bases.append("scripted" if any(b == "scripted" for _, b in parts)
+                                 else "data")
+                else:
+                    out[task] = None
+                    bases.append("full length")
+            self._jobs[jid] = (out, bases)
+        return self._jobs[jid]
+
+    def _source(self, task: str, rel: str, last: int | None) -> tuple[np.ndarray | None, str]:
+        from marlbench.data.dataset import LazyEpisodes
+
+        if self.data_dir is not None and (self.data_dir / rel / "manifest.json").is_file():
+            key = (rel, last)
+            if key not in self._sources:
+                try:
+                    self._sources[key] = LazyEpisodes(self.data_dir / rel, last).lengths
+                except Exception:  # noqa: BLE001 - unreadable data is re-collected by the run
+                    self._sources[key] = None
+            if self._sources[key] is not None:
+                return self._sources[key], "data"
+        job = self.plan.jobs.get(Path(rel).name)
+        if job is not None and job.kind == "dataset" and "behaviour" not in job.config:
+            x = self.model.scripted_rows(task)
+            if x is not None:
+                return x, "scripted"
+        return None, "full length"
+
+    def of_job(self, job) -> dict[str, np.ndarray | None]:
+        """The lengths a job's estimate uses (counting a train job's sources in ``basis``)."""
+        if job.kind == "train":
+            out, bases = self.of_train(job.id)
+            for b in bases:
+                self.basis[b] = self.basis.get(b, 0) + 1
+            return out
+        if job.kind == "eval" and job.config.get("train") in self.plan.jobs:
+            return self.of_train(job.config["train"])[0]
+        return {}
+
+
 @dataclass
 class Projection:
     cpu_hours: dict[str, float]  # per job kind
@@ -194,18 +369,23 @@ class Projection:
     workers: int
     source: str
     jobs: dict[str, int]
+    lengths: dict[str, int] = field(default_factory=dict)  # (train job, task) per length basis
+    gpu_uncalibrated: bool = False  # training will use GPUs, the calibration has no CUDA figures
 
 
 def project(plan: Plan, model: CostModel, workers: int, skip: set[str] | None = None,
-            gpu_train: bool = False) -> Projection:
+            gpu_train: bool = False, data_dir: Path | None = None) -> Projection:
     """Sum the jobs of ``plan`` not in ``skip`` (done already) and replay the scheduler on
-    ``workers`` slots (0 = in-process, one slot)."""
+    ``workers`` slots (0 = in-process, one slot). Episode lengths are read from the datasets
+    under ``data_dir`` that exist already."""
     skip = skip or set()
     device = "cuda" if gpu_train and "cuda" in model.doc["update_s"] else "cpu"
+    lengths = EpisodeLengths(plan, model, data_dir)
     est: dict[str, float] = {}
     for jid, job in plan.jobs.items():
         if jid not in skip:
-            est[jid] = model.job_s(job.kind, job.config, device if job.kind == "train" else "cpu")
+            est[jid] = model.job_s(job.kind, job.config, device if job.kind == "train" else "cpu",
+                                   lengths.of_job(job))
     cpu: dict[str, float] = {}
     per_alg: dict[str, dict[str, float]] = {}
     counts: dict[str, int] = {}
@@ -222,7 +402,8 @@ def project(plan: Plan, model: CostModel, workers: int, skip: set[str] | None = 
             row[job.kind] += s / 3600
     wall = _replay(plan, est, model.compile_s, max(1, workers), model.worker_start_s)
     return Projection(cpu, per_alg, gpu if device == "cuda" else None, wall, max(1, workers),
-                      model.doc["source"], counts)
+                      model.doc["source"], counts, lengths.basis,
+                      gpu_train and device == "cpu")
 
 
 def _replay(plan: Plan, est: dict[str, float], compile_s: float, slots: int,

@@ -20,7 +20,9 @@ def calibrate(
     """Measure this machine for the cost projection of `run --dry-run` (a minute or two, one
     torch thread): each learner's seconds per update at 8 full-length episodes on 3m and 3s5z
     (and on CUDA when present), greedy roll-outs and environment compilation, scripted
-    collection and MAPPO behaviour training. Stored per machine under the cache directory
+    collection (and its episodes' lengths, which training batches of scripted data not
+    collected yet are costed at) and MAPPO behaviour training. Stored per machine under the
+    cache directory
     ($MARLBENCH_CACHE, default ~/.cache/marlbench/calibration/).
 
     Example: marlbench calibrate && marlbench run suites/smac_multitask.yaml -p paper --dry-run
@@ -57,9 +59,14 @@ def calibrate(
     for task in doc["maps"]:
         console.print(f"{task}: greedy roll-out {doc['eval_step_s'][task] * 1000:.1f} ms per "
                       f"batch step of 32 episodes; scripted collection "
-                      f"{doc['collect_episode_s'][task] * 1000:.1f} ms per episode; MAPPO "
+                      f"{doc['collect_episode_s'][task] * 1000:.1f} ms per episode "
+                      f"({_mean(doc['scripted_rows'][task]):.0f} rows on average); MAPPO "
                       f"{doc['mappo_steps_per_s'][task]:,.0f} env-steps/s")
     console.print(f"environment build + compile {doc['compile_s']:.1f} s per map (median), a "
                   f"fresh worker's imports {doc['worker_start_s']:.1f} s; longest greedy "
                   f"episode at {doc['eval_length_fraction']:.0%} of the limit; measured in "
                   f"{doc['wall_time_s']:.0f} s; saved to {path}")
+
+
+def _mean(xs: list[int]) -> float:
+    return sum(xs) / len(xs)

@@ -92,7 +92,8 @@ def run(
         skip = {jid for jid, (ok, _) in states.items() if ok}
         slots = _slots(executor, workers, gpus_per_job)
         gpu = chosen != "cpu" and executor == "local" and _gpu_count() > 0
-        print_projection(project(plan, load_model(), slots, skip, gpu_train=gpu), executor)
+        print_projection(project(plan, load_model(), slots, skip, gpu_train=gpu,
+                                 data_dir=data_dir), executor)
         return
     store.save_plan(plan, profile)
     start = time.time()
@@ -153,11 +154,21 @@ def print_projection(p, executor: str) -> None:
             a.add_row(label, _hours(row["train"]), _hours(row["eval"]))
         console.print(a)
     gpu = f"GPU-hours (train): {_hours(p.gpu_hours)}" if p.gpu_hours is not None else \
-        "GPU-hours: none planned (training on CPU)"
+        "GPU-hours: not projected (training uses the GPUs, but the calibration has no CUDA " \
+        "figures: run `marlbench calibrate` on this machine; train hours above are CPU " \
+        "figures)" if p.gpu_uncalibrated else "GPU-hours: none planned (training on CPU)"
     where = f"{p.workers} worker(s)" if executor == "local" else \
         f"{p.workers} slot(s) (this machine's cores; a cluster divides it by its size)"
     console.print(f"CPU-hours {_hours(sum(p.cpu_hours.values()))}; {gpu}; projected wall time "
                   f"{_duration(p.wall_s)} on {where}", highlight=False)
+    if p.lengths:
+        said = {"data": "read from the datasets on disk",
+                "scripted": "the calibrated scripted episodes' lengths",
+                "full length": "full-length episodes, an upper bound until the data is "
+                               "collected (run --dry-run again then)"}
+        parts = [f"{n} {said[b]}" for b, n in sorted(p.lengths.items())]
+        console.print(f"training batches' episode lengths per (train job, task): "
+                      f"{'; '.join(parts)}", style="dim", highlight=False)
     console.print(f"from {p.source}" + ("" if "calibrated" in p.source else
                                         " — run `marlbench calibrate` to measure this machine"),
                   style="dim", highlight=False)

@@ -198,13 +198,19 @@ class CalibrationFile(_Schema):
     threads: Annotated[StrictInt, Field(ge=1, le=4096)]
     maps: list[Name] = Field(min_length=1)
     update_s: dict[Literal["cpu", "cuda"], dict[Name, dict[Name, PositiveFloat]]]
+    # one short episode per update (absent in older calibrations: no fixed part then)
+    update_small_s: dict[Literal["cpu", "cuda"], dict[Name, dict[Name, PositiveFloat]]] = {}
     eval_step_s: dict[Name, PositiveFloat] = Field(min_length=1)
     eval_length_fraction: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
     eval_overhead_s: NonNegativeFloat
     compile_s: NonNegativeFloat
     worker_start_s: NonNegativeFloat
     collect_episode_s: dict[Name, PositiveFloat] = Field(min_length=1)
+    # scripted episodes' lengths in rows (absent in older calibrations: then unknown)
+    scripted_rows: dict[Name, Annotated[list[Annotated[StrictInt, Field(ge=1, le=100_000)]],
+                                        Field(min_length=1, max_length=100_000)]] = {}
     mappo_steps_per_s: dict[Name, PositiveFloat] = Field(min_length=1)
+    mappo_eval_chunk_s: dict[Name, PositiveFloat] = {}  # absent in older calibrations
     wall_time_s: NonNegativeFloat
 
     @model_validator(mode="after")
@@ -213,8 +219,10 @@ class CalibrationFile(_Schema):
 
         if "cpu" not in self.update_s or "bc_t" not in self.update_s["cpu"]:
             raise ValueError("update_s must hold CPU figures of bc_t at least")
-        named = [m for table in self.update_s.values() for per in table.values() for m in per]
-        named += [*self.eval_step_s, *self.collect_episode_s, *self.mappo_steps_per_s]
+        named = [m for tables in (self.update_s, self.update_small_s)
+                 for table in tables.values() for per in table.values() for m in per]
+        named += [*self.eval_step_s, *self.collect_episode_s, *self.mappo_steps_per_s,
+                  *self.scripted_rows, *self.mappo_eval_chunk_s]
         unknown = sorted({m for m in named if m not in MAPS})
         if unknown:
             raise ValueError(f"unknown map(s) {', '.join(unknown)}")
