@@ -25,6 +25,7 @@ import torch
 from marlbench.cost import (
     COLLECT_BATCH,
     FORMAT,
+    LENGTH_MAPS,
     REF_BATCH,
     REF_MAPS,
     machine_id,
@@ -221,6 +222,10 @@ def calibrate(learners: list[str] | None = None, maps: tuple[str, ...] = REF_MAP
             collect[task], scripted[task] = collect_figures(task)
             say(f"MAPPO behaviour training on {task}")
             mappo[task], mappo_eval[task] = behaviour_figures(task)
+        for task in LENGTH_MAPS:
+            if task not in scripted:
+                say(f"scripted episode lengths on {task}")
+                scripted[task] = collect_figures(task, batches=1)[1]
     finally:
         torch.set_num_threads(threads)
     info = machine_info()

@@ -48,6 +48,9 @@ from marlbench.fileio import read_json, write_json
 from marlbench.plan import Plan, topological_order
 
 REF_MAPS = ("3m", "3s5z")  # the size exponent spans 18 to 128 entity pairs
+# scripted episode lengths are also measured on a large marine map: they grow with the number
+# of units fighting, so a map's lengths are carried from maps of its own unit types
+LENGTH_MAPS = ("3m", "10m", "3s5z")
 REF_BATCH = 8
 EVAL_BATCH_LIMIT = 256  # evaluate.MAX_PARALLEL
 COLLECT_BATCH = 128  # collect.COLLECT_BATCH
@@ -117,20 +120,18 @@ def expected_longest(lengths: np.ndarray, k: int) -> float:
     return float(np.diff(cdf, prepend=0.0) @ x)
 
 
+def _unit_types(task: str) -> frozenset[str]:
+    spec = get_map(task)
+    return frozenset(getattr(spec, "ally_units", ())) | frozenset(getattr(spec, "enemy_units", ()))
+
+
 def nearest_map(task: str, candidates: list[str]) -> str:
     """The candidate most like ``task``: most unit types in common, then nearest in size (on a
     log scale). Episode lengths are carried from it: they follow the units fighting more than
     the map's limit (marines end scripted fights in 15 to 20 rows on 3m and 10m alike)."""
-    spec = get_map(task)
-    units = set(getattr(spec, "ally_units", ())) | set(getattr(spec, "enemy_units", ()))
-
-    def key(m: str) -> tuple[int, float]:
-        other = get_map(m)
-        shared = units & (set(getattr(other, "ally_units", ()))
-                          | set(getattr(other, "enemy_units", ())))
-        return -len(shared), abs(math.log(map_size(m) / map_size(task)))
-
-    return min(candidates, key=key)
+    units = _unit_types(task)
+    return min(candidates, key=lambda m: (-len(units & _unit_types(m)),
+                                          abs(math.log(map_size(m) / map_size(task)))))
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,12 @@ class CostModel:
         if not measured:
             return None
         ref = nearest_map(task, sorted(measured))
-        return np.minimum(np.asarray(measured[ref], dtype=float), rows(task))
+        x = np.asarray(measured[ref], dtype=float)
+        kin = [m for m in measured if _unit_types(m) == _unit_types(ref)]
+        if len(kin) > 1:  # scaled by the mean length's trend over size among maps like it
+            law = PowerLaw.fit({map_size(m): float(np.mean(measured[m])) for m in kin})
+            x = x * law(map_size(task)) / law(map_size(ref))
+        return np.minimum(x, rows(task))
 
     def collect_s(self, task: str, episodes: int) -> float:
         per_row = {map_size(m): s / rows(m) for m, s in self.doc["collect_episode_s"].items()}

@@ -55,6 +55,13 @@ def test_lengths_are_carried_from_the_most_similar_reference_map():
     assert nearest_map("10m", ["3m", "3s5z"]) == "3m"  # marines, though 10m is nearer 3s5z
     assert nearest_map("2s3z", ["3m", "3s5z"]) == "3s5z"
     assert nearest_map("13m_vs_15m", ["3m", "3s5z"]) == "3m"
+    # scripted lengths: scaled along the trend of the maps of the same unit types
+    model = CostModel({**BENCHMARK_FIGURES, "scripted_rows": {"3m": [10] * 4, "10m": [20] * 4,
+                                                              "3s5z": [100] * 4}})
+    assert 10 < model.scripted_rows("5m").mean() < 20
+    assert model.scripted_rows("10m").mean() == pytest.approx(20)
+    assert model.scripted_rows("2s3z").mean() == pytest.approx(100)  # one protoss map: as is
+    assert model.scripted_rows("3m").max() <= 61  # never past the limit
 
 
 def _write_dataset(root: Path, rel: str, task: str, lengths: list[int]) -> None:
@@ -194,8 +201,8 @@ def test_calibrate_measures_and_the_projection_uses_it(calibrated, monkeypatch):
     assert model.calibrated and set(model.doc["update_s"]["cpu"]) == {"bc_t"}
     assert all(v > 0 for v in model.doc["update_s"]["cpu"]["bc_t"].values())
     assert 0 < model.doc["eval_length_fraction"] <= 1
-    for key in ("scripted_rows", "mappo_eval_chunk_s"):
-        assert set(model.doc[key]) == {"3m", "3s5z"}
+    assert set(model.doc["mappo_eval_chunk_s"]) == {"3m", "3s5z"}
+    assert set(model.doc["scripted_rows"]) == {"3m", "10m", "3s5z"}
     assert all(1 <= n <= 61 for n in model.doc["scripted_rows"]["3m"])  # 3m's limit is 60
     p = project(_plan(), model, workers=1)
     assert p.wall_s > 0 and "calibrated on this machine" in p.source

@@ -18,10 +18,11 @@ def calibrate(
     as_json: bool = typer.Option(False, "--json", help="Print the calibration as JSON"),
 ) -> None:
     """Measure this machine for the cost projection of `run --dry-run` (a minute or two, one
-    torch thread): each learner's seconds per update at 8 full-length episodes on 3m and 3s5z
-    (and on CUDA when present), greedy roll-outs and environment compilation, scripted
-    collection (and its episodes' lengths, which training batches of scripted data not
-    collected yet are costed at) and MAPPO behaviour training. Stored per machine under the
+    torch thread): each learner's seconds per update at 8 full-length episodes and at one
+    short episode on 3m and 3s5z (and on CUDA when present), greedy roll-outs and environment
+    compilation, scripted collection (and its episodes' lengths, which training batches of
+    scripted data not collected yet are costed at) and MAPPO behaviour training with its
+    evaluations. Stored per machine under the
     cache directory
     ($MARLBENCH_CACHE, default ~/.cache/marlbench/calibration/).
 

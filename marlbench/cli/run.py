@@ -183,7 +183,10 @@ def _duration(seconds: float) -> str:
         return f"{seconds:.0f} s"
     if seconds < 2 * 3600:
         return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:,.1f} h"
+    hours = seconds / 3600
+    if hours < 100:
+        return f"{hours:.1f} h"
+    return f"{hours:,.0f} h ({hours / 24:,.0f} days)"
 
 
 def check_executor_options(executor: str, address: str | None, retries: int | None,
