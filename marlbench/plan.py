@@ -122,7 +122,6 @@ def make_plan(suite: Suite, data_dir: Path | None = None) -> Plan:
             deps = [behaviour.id]
         return add(Job("dataset", config, deps=deps))
 
-    steps = suite.checkpoint_steps()
     for set_name in suite.task_sets:
         task_set = get_task_set(set_name)
         source = suite.data.imported.get(set_name)
@@ -149,6 +148,8 @@ def make_plan(suite: Suite, data_dir: Path | None = None) -> Plan:
                     datasets[task].append({
                         "dir": f"{suite.backend}/{task}/{part}/{ds.id}", "last": share})
             for entry in suite.algorithms:
+                budget = suite.budget(entry)
+                steps = budget.checkpoint_steps()
                 for seed in suite.seeds:
                     train = add(
                         Job(
@@ -163,8 +164,8 @@ def make_plan(suite: Suite, data_dir: Path | None = None) -> Plan:
                                 "test": list(task_set.test),
                                 "quality": quality,
                                 "seed": seed,
-                                "updates": suite.training.updates,
-                                "batch_episodes": suite.training.batch_episodes,
+                                "updates": budget.updates,
+                                "batch_episodes": budget.batch_episodes,
                                 "last_episodes": suite.data.last_episodes,
                                 "checkpoint_steps": steps,
                                 "datasets": datasets,

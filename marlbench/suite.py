@@ -8,6 +8,7 @@ before it is expanded), every number ranged (see :mod:`marlbench.fields`).
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -33,12 +34,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+class AlgorithmTraining(_Strict):
+    """An algorithm's own budget, overriding the suite's ``training`` and ``evaluation`` (in
+    every profile: a profile that cuts budgets lists its algorithms again)."""
+
+    updates: Count | None = Field(None, description="task batches (the references' t_env)")
+    batch_episodes: int | None = Field(None, gt=0, le=4096, strict=True,
+                                       description="episodes of one task per batch")
+    pretrain_updates: Count | None = Field(
+        None, description="of ``updates``, the skill pre-training task batches (ODIS)")
+    eval_interval: Interval | None = Field(None, description="evaluate every N updates")
+
+
 class AlgorithmEntry(_Strict):
-    """One row of the tables: a learner, its parameters and its display label."""
+    """One row of the tables: a learner, its parameters, its display label and, optionally,
+    its own training budget."""
 
     name: str
     label: str | None = Field(None, min_length=1, max_length=60, pattern=r"^[^\x00-\x1f]*$")
     params: dict[str, Any] = Field(default_factory=dict)
+    training: AlgorithmTraining = Field(default_factory=AlgorithmTraining)
 
     @field_validator("name")
     @classmethod
@@ -64,6 +79,14 @@ class AlgorithmEntry(_Strict):
                              f"{error_message(err)}") from None
         if self.label is None:
             self.label = LEARNERS[self.name].label
+        pre = self.training.pretrain_updates
+        if pre is not None:
+            if "pretrain_fraction" not in config.model_fields:
+                raise ValueError(f"training.pretrain_updates: {self.name} has no pre-training "
+                                 "phase")
+            if "pretrain_fraction" in self.params:
+                raise ValueError("give training.pretrain_updates or params.pretrain_fraction, "
+                                 "not both")
         return self
 
 
@@ -188,6 +211,21 @@ class ResourceSettings(_Strict):
     behaviour: JobResources = Field(default_factory=JobResources)
 
 
+@dataclass(frozen=True)
+class Budget:
+    """What one algorithm trains for: task batches, batch size, checkpoints, pre-training."""
+
+    updates: int
+    batch_episodes: int
+    eval_interval: int | None
+    pretrain_updates: int | None = None
+
+    def checkpoint_steps(self) -> list[int]:
+        every = self.eval_interval
+        steps = set(range(every, self.updates + 1, every)) if every else set()
+        return sorted(steps | {self.updates})
+
+
 class Suite(_Strict):
     name: str = Field(description="the suite's name; also the file name of its plan")
     description: str = Field("", max_length=10_000)
@@ -273,20 +311,27 @@ class Suite(_Strict):
 
     @model_validator(mode="after")
     def _bounded_checkpoints(self) -> Suite:
-        every = self.evaluation.interval
-        if every is not None and self.training.updates // every + 1 > MAX_CHECKPOINTS:
-            raise ValueError(
-                f"training.updates {self.training.updates} with evaluation.interval {every} "
-                f"makes {self.training.updates // every} checkpoints; at most "
-                f"{MAX_CHECKPOINTS} are allowed per run (raise evaluation.interval)")
+        for entry in self.algorithms:
+            b = self.budget(entry)
+            every = b.eval_interval
+            if every is not None and b.updates // every + 1 > MAX_CHECKPOINTS:
+                raise ValueError(
+                    f"{entry.label}: {b.updates} updates with an evaluation interval of {every} "
+                    f"make {b.updates // every} checkpoints; at most {MAX_CHECKPOINTS} are "
+                    "allowed per run (raise evaluation.interval or the algorithm's "
+                    "training.eval_interval)")
+            if b.pretrain_updates is not None and b.pretrain_updates >= b.updates:
+                raise ValueError(f"{entry.label}: training.pretrain_updates "
+                                 f"{b.pretrain_updates} leaves none of its {b.updates} updates "
+                                 "to the policy phase")
         return self
 
     @model_validator(mode="after")
     def _bounded_plan(self) -> Suite:
-        every = self.evaluation.interval
-        checkpoints = 1 + (self.training.updates // every if every else 0)
-        runs = len(self.qualities) * len(self.algorithms) * len(self.seeds)
-        jobs = sum(runs * (1 + checkpoints * len(TASK_SETS[s].test)) for s in self.task_sets)
+        runs = len(self.qualities) * len(self.seeds)
+        tests = sum(len(TASK_SETS[s].test) for s in self.task_sets)
+        jobs = sum(runs * (len(self.task_sets) + len(self.budget(e).checkpoint_steps()) * tests)
+                   for e in self.algorithms)
         if jobs > MAX_JOBS:
             raise ValueError(f"the suite plans about {jobs} jobs; at most {MAX_JOBS} are allowed "
                              "in one plan (split it into several suites, or evaluate less often)")
@@ -300,12 +345,20 @@ class Suite(_Strict):
             raise ValueError(f"algorithm labels must be unique; repeated: {', '.join(dupes)}")
         return self
 
-    def checkpoint_steps(self) -> list[int]:
+    def budget(self, entry: AlgorithmEntry) -> Budget:
+        """An algorithm's training budget: its own overrides, else the suite's."""
+        own = entry.training
+        updates = own.updates or self.training.updates
+        return Budget(
+            updates=updates,
+            batch_episodes=own.batch_episodes or self.training.batch_episodes,
+            eval_interval=own.eval_interval or self.evaluation.interval,
+            pretrain_updates=own.pretrain_updates,
+        )
+
+    def checkpoint_steps(self, entry: AlgorithmEntry) -> list[int]:
         """Updates at which a checkpoint is saved and evaluated (always the final one)."""
-        last = self.training.updates
-        every = self.evaluation.interval
-        steps = set(range(every, last + 1, every)) if every else set()
-        return sorted(steps | {last})
+        return self.budget(entry).checkpoint_steps()
 
 
 def _check_names(values: list[str], registry: dict, what: str) -> list[str]:
@@ -483,8 +536,12 @@ def _validate_profile(path: Path, name: str, raw: dict, override: dict, lines: d
 
 
 def resolved_params(suite: Suite, entry: AlgorithmEntry) -> dict[str, Any]:
-    """A learner's full configuration: defaults < suite-wide lr override < its own params."""
+    """A learner's full configuration: defaults < suite-wide lr override < its own params (a
+    ``training.pretrain_updates`` becomes the fraction of its updates the learner reads)."""
     params = dict(entry.params)
     if suite.training.lr is not None and "lr" not in params:
         params["lr"] = suite.training.lr
+    b = suite.budget(entry)
+    if b.pretrain_updates is not None:
+        params["pretrain_fraction"] = b.pretrain_updates / b.updates
     return LEARNERS[entry.name].Config.model_validate(params).model_dump()

@@ -168,6 +168,7 @@ def test_dry_run_prints_the_projection_and_its_source(tmp_path):
                  tmp_path / "r", "--data-dir", tmp_path / "d", env=env)
     assert out.exit_code == 0, out.output
     assert "Projected cost" in out.output
+    assert "Training budget per run" in out.output and "task batches" in out.output
     assert "projected wall time" in out.output and "CPU-hours" in out.output
     assert "run `marlbench calibrate`" in out.output  # no calibration here: benchmark figures
     assert not (tmp_path / "r").exists()

@@ -2,6 +2,9 @@
 
 import copy
 
+import torch
+
+from marlbench.envs.maps import get_map
 from marlbench.plan import make_plan, topological_order
 from marlbench.suite import Suite
 
@@ -71,3 +74,52 @@ def test_dependencies_come_first():
     pos = {j: i for i, j in enumerate(order)}
     for job in plan.jobs.values():
         assert all(pos[d] < pos[job.id] for d in job.deps)
+
+
+def test_each_algorithm_trains_for_its_own_budget():
+    """An algorithm's own training overrides the suite's: updates, batch, checkpoints and the
+    pre-training split (which the learner then reads exactly)."""
+    from marlbench.learners import LEARNERS
+
+    plan = _plan(algorithms=[
+        {"name": "bc_t"},
+        {"name": "odis", "training": {"updates": 50, "pretrain_updates": 15,
+                                      "batch_episodes": 4, "eval_interval": 25}},
+    ])
+    trains = {j.config["algorithm"]: j.config for j in plan.of_kind("train")}
+    assert (trains["bc_t"]["updates"], trains["bc_t"]["batch_episodes"]) == (20, 32)
+    assert trains["bc_t"]["checkpoint_steps"] == [10, 20]
+    odis = trains["odis"]
+    assert (odis["updates"], odis["batch_episodes"], odis["checkpoint_steps"]) == (50, 4,
+                                                                                   [25, 50])
+    cls = LEARNERS["odis"]
+    learner = cls({"3m": get_map("3m").layout}, cls.Config.model_validate(odis["params"]),
+                  torch.device("cpu"))
+    learner.set_budget(odis["updates"])
+    assert learner.pretrain_updates == 15
+    steps = {j.config["step"] for j in plan.of_kind("eval") if j.config["algorithm"] == "odis"}
+    assert steps == {25, 50}
+    # the suite-wide budget still gives the same jobs to an algorithm without its own
+    assert _ids(_plan(), "train") & _ids(plan, "train") == {
+        j.id for j in plan.of_kind("train") if j.config["algorithm"] == "bc_t"}
+
+
+def test_the_paper_profiles_carry_the_references_budgets():
+    from pathlib import Path
+
+    from marlbench.suite import load_suite
+
+    root = Path(__file__).resolve().parents[1] / "suites"
+    paper = load_suite(root / "smac_multitask.yaml", "paper")
+    budgets = {e.label: paper.budget(e) for e in paper.algorithms}
+    assert {k: b.updates for k, b in budgets.items()} == {
+        "BC-t": 35_000, "UPDeT-m": 35_000, "ODIS": 50_000, "HiSSD": 251_000,
+        "STAIRS-Former": 30_000}
+    assert budgets["ODIS"].pretrain_updates == 15_000
+    assert all(b.batch_episodes == 32 for b in budgets.values())
+    ablation = load_suite(root / "smac_multitask_ablation.yaml", "paper")
+    assert {ablation.budget(e).updates for e in ablation.algorithms} == {30_000}
+    text = (root / "smac_multitask.yaml").read_text()
+    for source in ("odis.yaml pretrain_steps 15000", "HiSSD src/config/envs/sc2_offline.yaml",
+                   "Stairs-Former src/config/envs/sc2_offline.yaml"):
+        assert source in text  # each budget names the reference file it comes from

@@ -79,6 +79,7 @@ def run(
             continue
         table.add_row(kind, str(counts[kind]), str(done[kind]), str(counts[kind] - done[kind]))
     console.print(table)
+    print_budgets(suite)
     if repairs:
         console.print(f"[yellow]{len(repairs)} job(s) finished before but their outputs are "
                       "missing or invalid; they run again:[/yellow]")
@@ -134,6 +135,36 @@ def _slots(executor: str, workers: int, gpus_per_job: float) -> int:
     if executor == "ray":
         return os.cpu_count() or 1
     return max(1, workers)
+
+
+def print_budgets(suite) -> None:
+    """Each algorithm's training budget: task batches (the references' t_env), the optimiser
+    steps they make, the episodes seen, pre-training, checkpoints."""
+    from marlbench.envs.tasksets import get_task_set
+    from marlbench.suite import resolved_params
+
+    seen = sorted({len(get_task_set(s).seen) for s in suite.task_sets})
+    t = Table(title="Training budget per run")
+    for col in ("algorithm", "task batches", "opt. steps", "batch", "episodes", "pre-train",
+                "ckpts"):
+        t.add_column(col, justify="left" if col == "algorithm" else "right",
+                     no_wrap=col == "algorithm")
+    rounds = []
+    for entry in suite.algorithms:
+        b = suite.budget(entry)
+        per_round = resolved_params(suite, entry).get("update_discipline") == "per_round"
+        if per_round:
+            rounds.append(entry.label)
+        steps = "–".join(f"{-(-b.updates // n):,}" for n in seen) if per_round else \
+            f"{b.updates:,}"
+        t.add_row(entry.label, f"{b.updates:,}", steps, str(b.batch_episodes),
+                  f"{b.updates * b.batch_episodes:,}",
+                  f"{b.pretrain_updates:,}" if b.pretrain_updates else "–",
+                  str(len(b.checkpoint_steps())))
+    console.print(t)
+    if rounds:
+        console.print(f"{', '.join(rounds)}: one optimiser step per round of the seen tasks "
+                      "(gradients summed over the round)", style="dim", highlight=False)
 
 
 def print_projection(p, executor: str) -> None:
