@@ -108,3 +108,22 @@ def test_hissd_expectile_weights_are_averaged_before_multiplying():
         w = (0.9 - (u < 0).float()).abs().mean()
         expected = w * (u**2).sum() / mask.sum()
     assert torch.allclose(loss, expected)
+
+
+def test_hissd_reference_quirks_train_the_value_net_on_the_first_task_batch_only():
+    """The reference's requires_grad order: its value network learns from the first task batch
+    and never again (the mixer keeps learning V(s)); without the quirk it learns every batch."""
+    batches = {"3m": _fake_batch("3m")}
+    for quirks in (True, False):
+        hissd = _learner("hissd", ["3m"], reference_quirks=quirks)
+        before = {k: v.clone() for k, v in hissd.agent.value.state_dict().items()}
+        hissd.update_round(batches)  # the first task batch: the value net learns either way
+        first = {k: v.clone() for k, v in hissd.agent.value.state_dict().items()}
+        assert any(not torch.equal(before[k], first[k]) for k in before)
+        mixer = [p.clone() for p in hissd.mixer.parameters()]
+        hissd.update_round(batches)
+        after = hissd.agent.value.state_dict()
+        frozen = all(torch.equal(first[k], after[k]) for k in first)
+        assert frozen == quirks
+        assert any(not torch.equal(a, b) for a, b in zip(mixer, hissd.mixer.parameters(),
+                                                          strict=True))

@@ -97,6 +97,9 @@ def test_list_and_help():
         result = _invoke("list", what)
         assert result.exit_code == 0, result.output
     assert "marine_easy" in _invoke("list", "tasksets").output
+    algorithms = " ".join(_invoke("list", "algorithms").output.split())
+    for name in ("bc_r", "hissd"):  # the reference behaviours each copies only when asked
+        assert f"{name}: reference_quirks=true reproduces" in algorithms
     for cmd in ("run", "report", "validate", "list"):
         result = _invoke(cmd, "--help")
         assert result.exit_code == 0 and "Example" in result.output

@@ -8,7 +8,7 @@ from test_bc_t import _fake_batch
 from marlbench.data.dataset import TaskData, load_episodes
 from marlbench.envs.maps import get_map
 from marlbench.learners import get_learner
-from marlbench.learners.bc_r import ReturnPolicy, returns_to_go
+from marlbench.learners.bc_r import ReturnPolicy, reference_returns, returns_to_go
 from marlbench.nets.mixers import MtQattnMixer, decompose_state, state_entity_widths
 from marlbench.train import seed_everything, train
 
@@ -118,6 +118,38 @@ def test_bc_r_policy_subtracts_observed_rewards():
     _, state = policy.act(obs, avail, state, "3m", reward=np.array([0.0, 0.0], np.float32))
     _, state = policy.act(obs, avail, state, "3m", reward=np.array([1.5, 4.0], np.float32))
     torch.testing.assert_close(state[2][:, 0, 0], torch.tensor([18.5, 16.0]))
+
+
+def test_bc_r_reference_quirks_reproduce_the_references_return_to_go(monkeypatch):
+    """reference_quirks: training reads flip(cumsum(r)) tiled episode-major, so agent i of
+    episode b reads episode (b·n + i) mod B; at test time the return-to-go stays 20."""
+    reward = torch.tensor([[1.0, 2.0, 3.0], [10.0, 0.0, 0.0], [0.0, 5.0, 1.0]])  # B 3, T 3
+    got = reference_returns(reward, n_agents=2)  # [B, T, n]
+    flipped = {0: [6.0, 3.0, 1.0], 1: [10.0, 10.0, 10.0], 2: [6.0, 5.0, 0.0]}
+    for b in range(3):
+        for i in range(2):
+            assert got[b, :, i].tolist() == flipped[(b * 2 + i) % 3]
+    # the learner feeds exactly that to its network (and the true return-to-go without)
+    seen = {}
+    for quirks in (True, False):
+        learner = _learner("bc_r", ["3m"], reference_quirks=quirks)
+        real = learner.agent.unroll
+        monkeypatch.setattr(learner.agent, "unroll", lambda o, a, lay, extra, real=real,
+                            q=quirks: (seen.__setitem__(q, extra), real(o, a, lay, extra))[1])
+        batch = _fake_batch("3m", b=3, t=6)
+        batch.reward = torch.arange(18, dtype=torch.float32).view(3, 6)
+        learner.loss(batch, "3m")
+    torch.testing.assert_close(seen[True][..., 0], reference_returns(batch.reward, 3))
+    torch.testing.assert_close(seen[False][:, :, 0, 0], returns_to_go(batch.reward,
+                                                                       batch.filled))
+    # at test time the reference never lowers the return-to-go
+    lay = get_map("3m").layout
+    policy = _learner("bc_r", ["3m"], reference_quirks=True).policy()
+    state = policy.initial_state(2, "3m")
+    obs = np.zeros((2, 3, lay.obs_dim), np.float32)
+    avail = np.ones((2, 3, lay.n_actions), np.int32)
+    _, state = policy.act(obs, avail, state, "3m", reward=np.array([1.5, 4.0], np.float32))
+    torch.testing.assert_close(state[2][:, 0, 0], torch.tensor([20.0, 20.0]))
 
 
 def test_per_round_discipline_steps_once_per_round_of_task_batches():

@@ -27,6 +27,7 @@ def list_(
 
     Example: marlbench list tasksets
     """
+    notes: list[str] = []
     if what is What.tasksets:
         from marlbench.envs.tasksets import TASK_SETS
 
@@ -47,6 +48,8 @@ def list_(
         for cls in LEARNERS.values():
             params = ", ".join(f"{k}={v}" for k, v in cls.Config().model_dump().items())
             t.add_row(cls.name, cls.label, cls.title, params)
+            if cls.quirks:
+                notes.append(f"{cls.name}: reference_quirks=true reproduces {cls.quirks}")
     elif what is What.qualities:
         from marlbench.data.qualities import QUALITIES
 
@@ -71,3 +74,5 @@ def list_(
                       ", ".join(a.label for a in s.algorithms), ", ".join(s.profiles),
                       s.description)
     console.print(t)
+    for note in notes:  # the reference behaviours a learner copies only when asked
+        console.print(note, highlight=False)

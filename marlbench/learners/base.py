@@ -48,6 +48,8 @@ class Learner(ABC):
     label: ClassVar[str]  # default display label in tables
     title: ClassVar[str]
     Config: ClassVar[type[LearnerConfig]] = LearnerConfig
+    # the reference behaviour its ``reference_quirks`` parameter reproduces ("": none)
+    quirks: ClassVar[str] = ""
 
     def __init__(self, layouts: dict[str, Layout], config: LearnerConfig, device: torch.device):
         self.layouts = layouts

@@ -2,7 +2,8 @@
 
 BC-t's network and loss with one more own-token input: the return-to-go. In training it is the
 sum of the episode's rewards from step t on; at test time it starts at 20.0 (a won episode's
-scaled return) and each observed reward is subtracted from it.
+scaled return) and each observed reward is subtracted from it. ``reference_quirks: true``
+reproduces the reference's return-to-go instead (:func:`reference_returns`; constant at test).
 """
 
 from __future__ import annotations
@@ -28,8 +29,23 @@ def returns_to_go(reward: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:
     return r.flip(1).cumsum(1).flip(1)
 
 
+def reference_returns(reward: torch.Tensor, n_agents: int) -> torch.Tensor:
+    """What the reference feeds as return-to-go (``mt_bcr_controller.py`` 55–56): the
+    time-reversed prefix sum ``flip(cumsum(r))``, so step t reads Σ_{k ≤ T−1−t} r_k, tiled
+    episode-major (``repeat(n, 1)``) while the inputs are ordered b·n + i, so agent i of
+    episode b reads episode (b·n + i) mod B. reward [B, T] → [B, T, n]."""
+    b = reward.shape[0]
+    flipped = reward.cumsum(1).flip(1)  # [B, T]
+    source = (torch.arange(b)[:, None] * n_agents + torch.arange(n_agents)[None, :]) % b
+    return flipped[source.to(reward.device)].transpose(1, 2)  # [B, n, T] → [B, T, n]
+
+
 class BCRConfig(BCTConfig):
     rtg_init: FiniteFloat = RTG_INIT
+    # True: the reference's return-to-go (:func:`reference_returns` in training; at test time
+    # it stays ``rtg_init``, since the reference subtracts step t's reward before it is known).
+    # False: the true return-to-go in training, the observed rewards subtracted at test time.
+    reference_quirks: bool = False
 
 
 class ReturnPolicy(Policy):
@@ -38,8 +54,9 @@ class ReturnPolicy(Policy):
     uses_reward = True
 
     def __init__(self, agent: EntityAgent, layouts: dict[str, Layout], device: torch.device,
-                 rtg_init: float):
+                 rtg_init: float, constant: bool = False):
         self.agent, self.layouts, self.device, self.rtg_init = agent, layouts, device, rtg_init
+        self.constant = constant  # the reference's quirk: the return-to-go never moves
 
     def initial_state(self, batch_size: int, task: str) -> Any:
         n = self.layouts[task].n_agents
@@ -52,7 +69,7 @@ class ReturnPolicy(Policy):
     def act(self, obs, avail, state, task, reward=None):
         lay = self.layouts[task]
         hist, last, rtg = state
-        if reward is not None:
+        if reward is not None and not self.constant:
             seen = torch.tensor(np.asarray(reward), device=self.device, dtype=rtg.dtype)
             rtg = rtg - seen[:, None, None]
         o = torch.as_tensor(obs, device=self.device)
@@ -70,12 +87,18 @@ class BCR(BCT):
     label = "BC-r"
     title = "BC-r (return-conditioned behaviour cloning, entity transformer)"
     Config = BCRConfig
+    quirks = ("the reference's return-to-go: the time-reversed prefix sum tiled across the "
+              "wrong episodes in training, a constant 20 at test; default: the true "
+              "return-to-go")
     extra_own = 1
 
     def loss(self, batch: Batch, task: str) -> torch.Tensor:
         lay = self.layouts[task]
-        rtg = returns_to_go(batch.reward, batch.filled)
-        extra = rtg[:, :, None, None].expand(*batch.actions.shape, 1)
+        if self.config.reference_quirks:
+            extra = reference_returns(batch.reward, lay.n_agents)[..., None]
+        else:
+            rtg = returns_to_go(batch.reward, batch.filled)
+            extra = rtg[:, :, None, None].expand(*batch.actions.shape, 1)
         logits = self.agent.unroll(batch.obs, batch.actions, lay, extra)
         a = logits.shape[-1]
         ce = F.cross_entropy(logits.reshape(-1, a), batch.actions.reshape(-1), reduction="sum")
@@ -83,5 +106,6 @@ class BCR(BCT):
 
     def policy(self) -> Policy:
         self.agent.eval()
-        return ReturnPolicy(self.agent, self.layouts, self.device, self.config.rtg_init)
+        return ReturnPolicy(self.agent, self.layouts, self.device, self.config.rtg_init,
+                            constant=self.config.reference_quirks)
 

@@ -196,6 +196,11 @@ class HissdConfig(LearnerConfig):
     gamma: Discount = 0.99
     target_update_interval: Interval = 80  # task batches
     update_discipline: Literal["per_task", "per_round"] = "per_round"
+    # The reference trains its value network on the first task batch only: ``train_value``'s
+    # forward runs while ``agent.value`` is still frozen by the previous ``train_planner``
+    # (``requires_grad_(True)`` comes after the forward; hissd_learner.py ~424, ~526), so from
+    # then on only the mixer learns V(s). True reproduces that; False trains it every batch.
+    reference_quirks: bool = False
 
 
 class HissdPolicy(Policy):
@@ -233,6 +238,9 @@ class Hissd(Learner):
     label = "HiSSD"
     title = "HiSSD (common planner skills + contrastive task skills, expectile value, decoder)"
     Config = HissdConfig
+    quirks = ("the reference's value network trained on the first task batch only (its "
+              "requires_grad is re-enabled after the forward pass); default: trained every "
+              "batch")
 
     def __init__(self, layouts: dict[str, Layout], config: HissdConfig, device: torch.device):
         super().__init__(layouts, config, device)
@@ -296,7 +304,10 @@ class Hissd(Learner):
     # ---- (2) expectile value --------------------------------------------------------------
     def value_loss(self, batch: Batch, task: str) -> torch.Tensor:
         c, lay = self.config, self.layouts[task]
-        mixed = self.mixer(self.agent.values(batch, lay), batch.state, lay)
+        values = self.agent.values(batch, lay)
+        if c.reference_quirks and self.batches > 0:
+            values = values.detach()  # the value network frozen after the first task batch
+        mixed = self.mixer(values, batch.state, lay)
         with torch.no_grad():
             target = self.target_mixer(self.target_agent.values(batch, lay), batch.state, lay)
         mask = batch.mask[:, :-1]
