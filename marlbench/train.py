@@ -56,7 +56,8 @@ def train(
             metrics = learner.update(data[task].sample(batch_episodes, rng), task)
             step += 1
         if step >= next_log or step == updates:
-            log({"step": step, "task": task, "time_s": round(time.time() - start, 3), **metrics})
+            log({"step": step, "task": task, "time_s": round(time.time() - start, 3),
+                 **{k: float(v) for k, v in metrics.items()}})  # the only host sync
             next_log = step + log_every
         while pending and pending[0] <= step:
             save_checkpoint(pending.pop(0))

@@ -15,6 +15,9 @@ from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
 from marlbench.fields import Positive, Rate
 
+# an update's scalars: floats, or 0-dim tensors left on the device until they are logged
+Metrics = dict[str, float | torch.Tensor]
+
 
 class LearnerConfig(BaseModel):
     """Hyperparameters shared by every learner; each learner extends it.
@@ -56,29 +59,31 @@ class Learner(ABC):
         self.config = config
         self.device = device
 
-    def update(self, batch: Batch, task: str) -> dict[str, float]:
+    def update(self, batch: Batch, task: str) -> Metrics:
         """One optimiser step on a batch of ``task`` (the ``per_task`` discipline)."""
         return self.update_round({task: batch})
 
-    def update_round(self, batches: dict[str, Batch]) -> dict[str, float]:
+    def update_round(self, batches: dict[str, Batch]) -> Metrics:
         """One optimiser step on the summed losses of the given task batches (one batch: the
         ``per_task`` discipline; every seen task: ``per_round``). Learners define ``loss``
-        (optionally leaving extra scalars in ``_last``) and ``optimiser``, or override this."""
+        (optionally leaving extra scalars in ``_last``) and ``optimiser``, or override this.
+        Metrics stay on the device (no host sync per update); :func:`train` reads them when it
+        logs."""
         if not hasattr(self, "loss"):
             raise NotImplementedError(f"{self.name} defines no loss to update on")
         if hasattr(self, "agent"):
             self.agent.train()
         params = [p for group in self.optimiser.param_groups for p in group["params"]]
         self.optimiser.zero_grad()
-        total = 0.0
+        total = torch.zeros((), device=self.device)
         for task, batch in batches.items():
             loss = self.loss(batch.to(self.device), task)
             loss.backward()
-            total += float(loss.detach())
+            total = total + loss.detach()
         grad_norm = nn.utils.clip_grad_norm_(params, self.config.grad_norm_clip)
         self.optimiser.step()
         self.after_step()
-        return {"loss": total / len(batches), "grad_norm": float(grad_norm),
+        return {"loss": total / len(batches), "grad_norm": grad_norm.detach(),
                 **getattr(self, "_last", {})}
 
     def set_budget(self, updates: int) -> None:  # noqa: B027 - optional hook

@@ -40,7 +40,7 @@ from torch.nn import functional as F
 from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
 from marlbench.fields import Discount, Interval, NonNegative, Positive, Probability, Rate, Width
-from marlbench.learners.base import Learner, LearnerConfig, Policy, register
+from marlbench.learners.base import Learner, LearnerConfig, Metrics, Policy, register
 from marlbench.learners.updet_m import copy_targets, load_networks, networks_state
 from marlbench.nets.entity import EntityTokenizer, entity_widths
 from marlbench.nets.history import HistoryTransformer, last_actions
@@ -333,16 +333,16 @@ class Hissd(Learner):
             weight = torch.exp(td * c.td_weight).clamp(max=c.max_weight)
         return weight * pred_loss, weight
 
-    def _step(self) -> float:
+    def _step(self) -> torch.Tensor:
         norm = nn.utils.clip_grad_norm_(self.params, self.config.grad_norm_clip)
         self.optimiser.step()
         self.optimiser.zero_grad()
-        return float(norm)
+        return norm.detach()
 
-    def update_round(self, batches: dict[str, Batch]) -> dict[str, float]:
+    def update_round(self, batches: dict[str, Batch]) -> Metrics:
         self.agent.train()
-        sums = {"dec_loss": 0.0, "ssl_loss": 0.0, "value_loss": 0.0, "plan_loss": 0.0,
-                "td_weight": 0.0}
+        sums = {k: torch.zeros((), device=self.device)
+                for k in ("dec_loss", "ssl_loss", "value_loss", "plan_loss", "td_weight")}
         for task, batch in batches.items():
             batch = batch.to(self.device)
             dec, ssl = self.decoder_loss(batch, task)
@@ -359,7 +359,7 @@ class Hissd(Learner):
                 self.last_target_update = self.batches
             self.batches += 1
             for k, v in zip(sums, (dec, ssl, value, plan, weight), strict=True):
-                sums[k] += float(v.detach())
+                sums[k] = sums[k] + v.detach()
         grad_norm = self._step()
         metrics = {k: v / len(batches) for k, v in sums.items()}
         return {"loss": metrics["dec_loss"] + metrics["value_loss"] + metrics["plan_loss"],

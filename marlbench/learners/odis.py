@@ -32,7 +32,7 @@ from torch.nn import functional as F
 from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
 from marlbench.fields import Discount, Interval, NonNegative, Probability, Rate, Width
-from marlbench.learners.base import Learner, LearnerConfig, Policy, register
+from marlbench.learners.base import Learner, LearnerConfig, Metrics, Policy, register
 from marlbench.learners.updet_m import copy_targets, load_networks, networks_state
 from marlbench.nets.entity import entity_widths
 from marlbench.nets.history import HistoryTransformer
@@ -194,7 +194,7 @@ class Odis(Learner):
                              reduction="none").view(b, t, n).sum((0, 2))
         per_step = ce / batch.mask[:, :-1].sum(0).clamp(min=1.0) / n
         dec = per_step.sum() / t
-        self._last = {"dec_loss": float(dec.detach()), "kl": float(kl.detach())}
+        self._last = {"dec_loss": dec.detach(), "kl": kl.detach()}
         return dec + c.beta * kl
 
     # ---- phase 2 -------------------------------------------------------------------------
@@ -226,11 +226,11 @@ class Odis(Learner):
         td_mask = mask[:, :-1]
         td = (((q_tot[:, :-1] - y) * td_mask) ** 2).sum() / td_mask.sum().clamp(min=1.0)
         cons = ((cons_tot - q_tot) * mask).sum() / mask.sum().clamp(min=1.0)
-        self._last = {"td_loss": float(td.detach()), "cons_gap": float(cons.detach()),
-                      "dist_loss": float(dist.detach())}
+        self._last = {"td_loss": td.detach(), "cons_gap": cons.detach(),
+                      "dist_loss": dist.detach()}
         return td + c.coef_conservative * cons + c.coef_dist * dist
 
-    def update_round(self, batches: dict[str, Batch]) -> dict[str, float]:
+    def update_round(self, batches: dict[str, Batch]) -> Metrics:
         phase = 1 if self.pretraining else 2
         if phase == 2 and not self._phase2:
             self._start_phase2()

@@ -214,7 +214,7 @@ class Stairs(ValueLearner):
         a = qs.shape[-1]
         ce = F.cross_entropy(qs.reshape(-1, a), batch.actions.reshape(-1), reduction="sum")
         bc = ce / batch.mask.sum() / lay.n_agents
-        self._last = {"td_loss": float(td.detach()), "bc_loss": float(bc.detach())}
+        self._last = {"td_loss": td.detach(), "bc_loss": bc.detach()}
         return td + c.bc_coef * bc
 
     def state_dict(self) -> dict[str, Any]:

@@ -143,8 +143,8 @@ class UPDeTM(ValueLearner):
         greedy_q = qs[:, :-1].gather(-1, greedy[:, :-1, :, None]).squeeze(-1)
         gap = self.mixer(greedy_q, batch.state[:, :-1], lay) - q_tot
         cons = (gap * mask).sum() / denom
-        self._last = {"td_loss": float(td.detach()), "cons_gap": float(cons.detach()),
-                      "q_tot": float((q_tot.detach() * mask).sum() / denom)}
+        self._last = {"td_loss": td.detach(), "cons_gap": cons.detach(),
+                      "q_tot": (q_tot.detach() * mask).sum() / denom}
         return td + c.coef_conservative * cons
 
     def policy(self) -> Policy:
