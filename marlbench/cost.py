@@ -9,10 +9,9 @@ The model (each coefficient measured by ``marlbench calibrate``, or taken from t
   batch ``REF_BATCH`` of full-length episodes and at one short episode, and carried to another
   map and batch as ``fixed(size) + a × B × rows × size^p`` (size = agents × (agents +
   enemies), the entity pairs an entity transformer attends over; both parts fitted as power
-  laws through the reference maps). ``rows`` is
-  what a batch is cut to, the longest of its B sampled episodes: its expectation is computed
-  from the episode lengths of the job's data (:class:`EpisodeLengths`). ODIS's two phases are
-  costed separately.
+  laws through the reference maps). ``rows`` is what a batch is cut to, the longest of its B
+  sampled episodes: its expectation is computed from the episode lengths of the job's data
+  (:class:`EpisodeLengths`). ODIS's two phases are costed separately.
 - **eval**: the batched roll-out plays until its longest episode ends, so
   ``chunks × steps × s_step``, with s_step (per batch step, policy in the loop) fitted over map
   size like the updates and ``steps`` the expected longest of a chunk's episodes, taking the
@@ -254,11 +253,12 @@ class CostModel:
         return total
 
     def job_s(self, kind: str, c: dict, device: str = "cpu",
-              lengths: dict[str, np.ndarray | None] | None = None) -> float:
+              lengths: dict[str, np.ndarray | None] | None = None,
+              steps: float | None = None) -> float:
         """Seconds of one job on one worker (an eval job's compile excluded: a worker compiles
-        each map once, see :func:`_replay`). ``lengths``: the episode lengths (rows) of the
-        training data per task (a train job's seen tasks; an eval job's train job's), where
-        known."""
+        each map once, see :func:`_replay`). ``lengths``: a train job's data's episode lengths
+        (rows) per seen task, where known; ``steps``: the batch steps an eval job's chunk
+        plays, where known (:class:`EpisodeLengths` gives both)."""
         lengths = lengths or {}
         if kind == "train":
             seen, b = c["seen"], c["batch_episodes"]
@@ -273,13 +273,6 @@ class CostModel:
                 return c["updates"] * (f * mean_update("odis-pre") + (1 - f) * mean)
             return c["updates"] * mean
         if kind == "eval":
-            known = {t: x for t, x in lengths.items() if x is not None}
-            steps = None
-            if known:  # a policy plays episodes as long as those it was trained on
-                x = known[nearest_map(c["task"], sorted(known))]
-                chunk = min(c["episodes"], EVAL_BATCH_LIMIT)
-                steps = min(max(1.0, expected_longest(x, chunk) - 1),
-                            get_map(c["task"]).episode_limit)
             return self.eval_s(c["task"], c["episodes"], steps)
         if kind == "dataset":  # each data job builds (and compiles) its own environment
             return self.collect_s(c["task"], c["episodes"]) + self.compile_s
@@ -314,6 +307,7 @@ class EpisodeLengths:
         self.basis: dict[str, int] = {}  # per (train job, task): which source
         self._sources: dict[tuple[str, int | None], np.ndarray | None] = {}
         self._jobs: dict[str, tuple[dict[str, np.ndarray | None], list[str]]] = {}
+        self._steps: dict[tuple[str, str, int], float | None] = {}
 
     def of_train(self, jid: str) -> tuple[dict[str, np.ndarray | None], list[str]]:
         """Per seen task of train job ``jid``: its data's lengths (None: unknown), and where
@@ -337,13 +331,14 @@ class EpisodeLengths:
 
     def _source(self, task: str, rel: str, last: int | None) -> tuple[np.ndarray | None, str]:
         from marlbench.data.dataset import LazyEpisodes
+        from marlbench.data.format import DatasetError
 
         if self.data_dir is not None and (self.data_dir / rel / "manifest.json").is_file():
             key = (rel, last)
             if key not in self._sources:
                 try:
                     self._sources[key] = LazyEpisodes(self.data_dir / rel, last).lengths
-                except Exception:  # noqa: BLE001 - unreadable data is re-collected by the run
+                except (DatasetError, OSError):  # unreadable: the run collects it again
                     self._sources[key] = None
             if self._sources[key] is not None:
                 return self._sources[key], "data"
@@ -355,15 +350,33 @@ class EpisodeLengths:
         return None, "full length"
 
     def of_job(self, job) -> dict[str, np.ndarray | None]:
-        """The lengths a job's estimate uses (counting a train job's sources in ``basis``)."""
-        if job.kind == "train":
-            out, bases = self.of_train(job.id)
-            for b in bases:
-                self.basis[b] = self.basis.get(b, 0) + 1
-            return out
-        if job.kind == "eval" and job.config.get("train") in self.plan.jobs:
-            return self.of_train(job.config["train"])[0]
-        return {}
+        """A train job's data's lengths per seen task (counting their sources in ``basis``);
+        empty for other jobs."""
+        if job.kind != "train":
+            return {}
+        out, bases = self.of_train(job.id)
+        for b in bases:
+            self.basis[b] = self.basis.get(b, 0) + 1
+        return out
+
+    def eval_steps(self, job) -> float | None:
+        """The batch steps an eval job's chunk plays, the expected longest of its episodes, a
+        policy playing episodes as long as those it was trained on (None: unknown). Computed
+        once per (train job, test task)."""
+        c = job.config
+        if job.kind != "eval" or c.get("train") not in self.plan.jobs:
+            return None
+        chunk = min(c["episodes"], EVAL_BATCH_LIMIT)
+        key = (c["train"], c["task"], chunk)
+        if key not in self._steps:
+            known = {t: x for t, x in self.of_train(c["train"])[0].items() if x is not None}
+            steps = None
+            if known:
+                x = known[nearest_map(c["task"], sorted(known))]
+                steps = min(max(1.0, expected_longest(x, chunk) - 1),
+                            get_map(c["task"]).episode_limit)
+            self._steps[key] = steps
+        return self._steps[key]
 
 
 @dataclass
@@ -391,7 +404,7 @@ def project(plan: Plan, model: CostModel, workers: int, skip: set[str] | None = 
     for jid, job in plan.jobs.items():
         if jid not in skip:
             est[jid] = model.job_s(job.kind, job.config, device if job.kind == "train" else "cpu",
-                                   lengths.of_job(job))
+                                   lengths.of_job(job), lengths.eval_steps(job))
     cpu: dict[str, float] = {}
     per_alg: dict[str, dict[str, float]] = {}
     counts: dict[str, int] = {}

@@ -112,7 +112,10 @@ def test_training_batches_are_costed_at_the_lengths_of_their_data(tmp_path):
         scripted.job_s("train", train.config)
     # the policy trained on short episodes is evaluated on short episodes too
     ev = plan.of_kind("eval")[0]
-    assert scripted.job_s("eval", ev.config, lengths=on_disk.of_job(ev)) < \
+    assert on_disk.of_job(ev) == {} and on_disk.eval_steps(ev) == pytest.approx(
+        expected_longest(seen[nearest_map(ev.config["task"], sorted(seen))],
+                         ev.config["episodes"]) - 1)
+    assert scripted.job_s("eval", ev.config, steps=on_disk.eval_steps(ev)) < \
         scripted.job_s("eval", ev.config)
 
 
