@@ -3,12 +3,11 @@
 On each reference map, with one torch thread (a worker's share on a 2-core machine with two
 workers): every learner's seconds per update at ``REF_BATCH`` full-length episodes and at one
 short episode (after a warm-up update; ODIS's pre-training phase separately), and on CUDA too
-when present; seconds
-per batch step of a greedy policy in the loop at the paper's 32 evaluation episodes and the
-fraction of the episode limit its longest episode reaches; the environment's build-and-compile
-time; scripted collection's seconds per episode (written as ODIS parts) and its episodes'
-lengths; MAPPO behaviour training's env-steps/s (replay log included) and its greedy
-evaluations' seconds per chunk of 128 episodes.
+when present; seconds per batch step of a greedy policy in the loop at the paper's 32
+evaluation episodes and the fraction of the episode limit its longest episode reaches; the
+environment's build-and-compile time; scripted collection's seconds per episode (written as
+ODIS parts) and its episodes' lengths; MAPPO behaviour training's env-steps/s (replay log
+included) and its greedy evaluations' seconds per chunk of 128 episodes.
 """
 
 from __future__ import annotations
