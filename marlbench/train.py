@@ -1,4 +1,5 @@
-"""The offline training loop: task batches in shuffled rounds, checkpoints, metrics."""
+"""The offline training loop: task batches in shuffled rounds, checkpoints, metrics; for one
+job, or for a fused group of jobs that share a seed and train on different data."""
 
 from __future__ import annotations
 
@@ -8,16 +9,23 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from marlbench.data.dataset import TaskData
+from marlbench.data.dataset import Batch, TaskData, stack_batches
 from marlbench.learners.base import Learner
 
 Progress = Callable[[int, int, str], None]
 
 
 def seed_everything(seed: int) -> np.random.Generator:
-    """Seed torch and return the numpy generator every random draw of a job comes from."""
+    """Seed torch and return the numpy generator a job's batches are sampled from."""
     torch.manual_seed(seed)
     return np.random.default_rng(seed)
+
+
+def order_stream(seed: int) -> np.random.Generator:
+    """The generator of a job's task order: a stream of its own, apart from batch sampling, so
+    that jobs of one seed visit the tasks in the same order whatever their data (which lets
+    them train fused)."""
+    return np.random.default_rng([seed, 1])
 
 
 def train(
@@ -31,10 +39,43 @@ def train(
     log: Callable[[dict], None],
     progress: Progress | None = None,
     log_every: int = 10,
+    order_rng: np.random.Generator | None = None,
 ) -> None:
-    """Run ``updates`` optimiser steps, one per task batch; each round visits every seen task
-    once in shuffled order (the reference ``baseline_run`` discipline)."""
-    tasks = sorted(data)
+    """Train one job: ``updates`` task batches (see :func:`train_group`); the task order comes
+    from ``order_rng`` (default: ``rng``, the sampling stream)."""
+    train_group(learner, [data], updates, batch_episodes, [rng], order_rng or rng,
+                checkpoint_steps, lambda _j, step: save_checkpoint(step),
+                lambda _j, row: log(row), progress, log_every)
+
+
+def train_group(
+    learner: Learner,
+    data: list[dict[str, TaskData]],
+    updates: int,
+    batch_episodes: int,
+    rngs: list[np.random.Generator],
+    order_rng: np.random.Generator,
+    checkpoint_steps: list[int],
+    save_checkpoint: Callable[[int, int], None],
+    log: Callable[[int, dict], None],
+    progress: Progress | None = None,
+    log_every: int = 10,
+) -> None:
+    """Run ``updates`` task batches for each of K jobs: job j samples from ``data[j]`` with
+    ``rngs[j]``; all follow one task order (``order_rng``). Each round visits every seen task
+    once in shuffled order (the reference ``baseline_run`` discipline): one optimiser step per
+    task batch (``per_task``) or one per round (``per_round``). With K > 1 the learner is a
+    fused group (:func:`marlbench.learners.base.fuse`) and the K batches of a task are stacked;
+    ``save_checkpoint(j, step)`` and ``log(j, row)`` are per job."""
+    k = len(data)
+    if (learner.fused or 1) != k or len(rngs) != k:
+        raise ValueError(f"{k} jobs' data for a learner fused over {learner.fused or 1}")
+    tasks = sorted(data[0])
+
+    def sample(task: str) -> Batch:
+        batches = [d[task].sample(batch_episodes, r) for d, r in zip(data, rngs, strict=True)]
+        return batches[0] if learner.fused is None else stack_batches(batches)
+
     order: list[str] = []
     pending = sorted(checkpoint_steps)
     start = time.time()
@@ -43,23 +84,26 @@ def train(
     next_log = log_every
     while step < updates:
         if per_round:  # every seen task's batch, then one optimiser step
-            round_tasks = [tasks[i] for i in rng.permutation(len(tasks))]
+            round_tasks = [tasks[i] for i in order_rng.permutation(len(tasks))]
             round_tasks = round_tasks[: updates - step]
-            metrics = learner.update_round(
-                {t: data[t].sample(batch_episodes, rng) for t in round_tasks})
+            metrics = learner.update_round({t: sample(t) for t in round_tasks})
             task = round_tasks[-1]
             step += len(round_tasks)
         else:
             if not order:
-                order = [tasks[i] for i in rng.permutation(len(tasks))]
+                order = [tasks[i] for i in order_rng.permutation(len(tasks))]
             task = order.pop()
-            metrics = learner.update(data[task].sample(batch_episodes, rng), task)
+            metrics = learner.update(sample(task), task)
             step += 1
         if step >= next_log or step == updates:
-            log({"step": step, "task": task, "time_s": round(time.time() - start, 3),
-                 **{k: float(v) for k, v in metrics.items()}})  # the only host sync
+            row = {"step": step, "task": task, "time_s": round(time.time() - start, 3)}
+            values = {n: torch.as_tensor(v).detach().cpu() for n, v in metrics.items()}
+            for j in range(k):  # the only host sync
+                log(j, {**row, **{n: float(v[j] if v.dim() else v) for n, v in values.items()}})
             next_log = step + log_every
         while pending and pending[0] <= step:
-            save_checkpoint(pending.pop(0))
+            at = pending.pop(0)
+            for j in range(k):
+                save_checkpoint(j, at)
         if progress:
             progress(step, updates, "train")

@@ -85,10 +85,11 @@ def test_hissd_steps_three_times_per_task_and_applies_the_round_step(monkeypatch
 
 def test_hissd_infonce_needs_another_tasks_batch():
     hissd = _learner("hissd", MARINES)
-    z = torch.randn(4, 5, 3, 64)
-    assert float(hissd.infonce(z, "3m")) == 0.0
-    hissd.last_batch["4m"] = _fake_batch("4m")
-    loss = hissd.infonce(z.requires_grad_(), "3m")
+    batch = _fake_batch("3m")
+    _, ssl = hissd.decoder_loss(batch, task="3m")
+    assert float(ssl) == 0.0
+    z = torch.randn(4, 5, 3, 64, requires_grad=True)
+    loss = hissd.infonce(z, batch, _fake_batch("4m"), "4m")
     assert loss > 0
     loss.backward()
     assert z.grad is not None and hissd.agent.discr.W.grad is not None

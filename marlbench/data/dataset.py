@@ -168,7 +168,9 @@ class Batch:
 
     Shapes: obs [B, T, n, obs], state [B, T, S], actions [B, T, n], avail [B, T, n, A],
     reward/terminated/filled [B, T]. ``mask`` marks transitions (filled rows minus the
-    post-terminal row).
+    post-terminal row). ``length`` (0-dim) is the batch's own row count T: in a fused group
+    (:func:`stack_batches`) batches are zero-padded to the group's longest, and losses read
+    ``rows`` / ``length`` so that the padding changes nothing.
     """
 
     obs: torch.Tensor
@@ -178,6 +180,22 @@ class Batch:
     reward: torch.Tensor
     terminated: torch.Tensor
     filled: torch.Tensor
+    length: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.length is None:
+            self.length = torch.tensor(self.obs.shape[1], device=self.obs.device)
+
+    @property
+    def rows(self) -> torch.Tensor:
+        """[T]: 1.0 for the batch's own rows, 0.0 for a fused group's padding."""
+        t = torch.arange(self.obs.shape[1], device=self.obs.device)
+        return (t < self.length).float()
+
+    @property
+    def steps(self) -> torch.Tensor:
+        """The batch's own row count T as a float (0-dim)."""
+        return self.length.float()
 
     @property
     def mask(self) -> torch.Tensor:
@@ -186,6 +204,9 @@ class Batch:
 
     def to(self, device: torch.device) -> Batch:
         return Batch(*(getattr(self, k).to(device) for k in Batch.__dataclass_fields__))
+
+    def fields(self) -> tuple[torch.Tensor, ...]:
+        return tuple(getattr(self, k) for k in Batch.__dataclass_fields__)
 
     @classmethod
     def from_episodes(cls, e: EpisodeArrays, t: int) -> Batch:
@@ -203,6 +224,22 @@ class Batch:
             terminated=rows(e.terminated.astype(np.float32)),
             filled=rows(e.filled.astype(np.float32)),
         )
+
+
+def stack_batches(batches: list[Batch]) -> Batch:
+    """K batches of one task (same episode count) → one batch with a leading job axis [K, ...],
+    each zero-padded in time to the longest (padded rows are unfilled, so ``mask`` is 0 there;
+    ``length`` [K] keeps each batch's own T)."""
+    t = max(b.obs.shape[1] for b in batches)
+
+    def pad(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == t:
+            return x
+        return torch.cat([x, x.new_zeros(x.shape[0], t - x.shape[1], *x.shape[2:])], 1)
+
+    keys = [k for k in Batch.__dataclass_fields__ if k != "length"]
+    stacked = {k: torch.stack([pad(getattr(b, k)) for b in batches]) for k in keys}
+    return Batch(**stacked, length=torch.stack([b.length for b in batches]))
 
 
 class TaskData:

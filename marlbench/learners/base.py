@@ -4,6 +4,7 @@ one task; exposes a greedy policy that acts on any task of the set."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -46,18 +47,104 @@ class Policy(ABC):
         """obs [B, n, obs], avail [B, n, A] → greedy actions [B, n] and the next state."""
 
 
+class _Networks(nn.Module):
+    """A learner's networks under one module, so that ``functional_call`` can swap in one
+    job's slice of a fused group's stacked parameters; its forward calls a loss function."""
+
+    def __init__(self, networks: dict[str, nn.Module]):
+        super().__init__()
+        self.nets = nn.ModuleDict(networks)
+
+    def forward(self, fn: Callable, batches: list[Batch], static: dict) -> Any:
+        return fn(*batches, **static)
+
+
 class Learner(ABC):
+    """A learner trains one job, or a fused group of K jobs (:func:`fuse`).
+
+    Fused, every network parameter (and buffer) carries a leading job axis [K, ...]; losses run
+    through :meth:`compute`, which vmaps them over that axis and the stacked batches, and
+    gradient clipping is per job (:meth:`clip_gradients`). The optimisers the learner builds
+    are elementwise (Adam, AdamW), so one optimiser over the stacked parameters is K
+    independent ones. A group's jobs share their seed, so their initial parameters and every
+    torch random draw (token dropout, Gumbel noise, InfoNCE indices) are the same: draws run
+    once (``randomness="same"``) and must not depend on the data (their shapes are fixed per
+    task, not per batch). Losses read ``batch.rows`` / ``batch.length`` so that the padding
+    of a group's batches to a common length changes nothing.
+    """
+
     name: ClassVar[str]
     label: ClassVar[str]  # default display label in tables
     title: ClassVar[str]
     Config: ClassVar[type[LearnerConfig]] = LearnerConfig
     # the reference behaviour its ``reference_quirks`` parameter reproduces ("": none)
     quirks: ClassVar[str] = ""
+    # the attributes holding networks (their state_dicts are saved under these keys)
+    network_names: ClassVar[tuple[str, ...]] = ("agent",)
 
     def __init__(self, layouts: dict[str, Layout], config: LearnerConfig, device: torch.device):
         self.layouts = layouts
         self.config = config
         self.device = device
+        self.fused: int | None = None  # K when holding a fused group's stacked parameters
+        self._holder: _Networks | None = None
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {k: getattr(self, k) for k in self.network_names}
+
+    def compute(self, fn: Callable, *batches: Batch, **static: Any) -> Any:
+        """``fn(*batches, **static)``; in a fused group, vmapped over the job axis of the
+        parameters and batches: results (and the ``_last`` extras fn leaves) gain a leading
+        [K] axis."""
+        if self.fused is None:
+            self._last = {}
+            return fn(*batches, **static)
+        if self._holder is None:
+            self._holder = _Networks(self.networks())
+        tensors = {**dict(self._holder.named_parameters()), **dict(self._holder.named_buffers())}
+        names = list(tensors)
+
+        def one(flat: tuple[torch.Tensor, ...], *fields: tuple[torch.Tensor, ...]):
+            self._last = {}
+            out = torch.func.functional_call(self._holder, dict(zip(names, flat, strict=True)),
+                                             (fn, [Batch(*f) for f in fields], static))
+            return out, dict(self._last)
+
+        out, last = torch.func.vmap(one, randomness="same")(
+            tuple(tensors.values()), *(b.fields() for b in batches))
+        self._last = last
+        return out
+
+    def clip_gradients(self, params: list[torch.Tensor]) -> torch.Tensor:
+        """Clip the gradient norm to ``grad_norm_clip`` (per job in a fused group, as
+        ``clip_grad_norm_`` does for one); the norm(s) before clipping."""
+        clip = self.config.grad_norm_clip
+        if self.fused is None:
+            return nn.utils.clip_grad_norm_(params, clip)
+        grads = [p.grad for p in params if p.grad is not None]
+        norm = torch.stack([g.reshape(g.shape[0], -1).pow(2).sum(1) for g in grads]).sum(0)
+        norm = norm.sqrt()
+        coef = (clip / (norm + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coef.view(-1, *[1] * (g.dim() - 1)))
+        return norm
+
+    def job_state(self, j: int) -> dict[str, Any]:
+        """:meth:`state_dict` of job ``j`` of a fused group (of this job when alone)."""
+        state = self.state_dict()
+        if self.fused is None:
+            return state
+        out: dict[str, Any] = {}
+        for key, value in state.items():
+            if key in self.network_names:
+                out[key] = {n: t[j].clone() for n, t in value.items()}
+            elif key == "optimiser":
+                out[key] = {"param_groups": value["param_groups"], "state": {
+                    i: {n: (t[j] if t.dim() else t).clone() if torch.is_tensor(t) else t
+                        for n, t in s.items()} for i, s in value["state"].items()}}
+            else:
+                out[key] = value
+        return out
 
     def update(self, batch: Batch, task: str) -> Metrics:
         """One optimiser step on a batch of ``task`` (the ``per_task`` discipline)."""
@@ -77,10 +164,10 @@ class Learner(ABC):
         self.optimiser.zero_grad()
         total = torch.zeros((), device=self.device)
         for task, batch in batches.items():
-            loss = self.loss(batch.to(self.device), task)
-            loss.backward()
+            loss = self.compute(self.loss, batch.to(self.device), task=task)
+            loss.sum().backward()
             total = total + loss.detach()
-        grad_norm = nn.utils.clip_grad_norm_(params, self.config.grad_norm_clip)
+        grad_norm = self.clip_gradients(params)
         self.optimiser.step()
         self.after_step()
         return {"loss": total / len(batches), "grad_norm": grad_norm.detach(),
@@ -100,6 +187,22 @@ class Learner(ABC):
 
     @abstractmethod
     def policy(self) -> Policy: ...
+
+
+def fuse(learner: Learner, k: int) -> Learner:
+    """Turn a freshly built learner (no update yet) into a fused group of ``k`` jobs with its
+    initial parameters: every parameter and buffer is repeated along a new leading job axis.
+    The parameters stay the same objects, so the learner's optimisers, target copies and
+    phase switches act on the whole group."""
+    for net in learner.networks().values():
+        for p in net.parameters():
+            p.data = p.data.unsqueeze(0).repeat(k, *[1] * p.dim())
+        for module in net.modules():
+            for name, buf in module._buffers.items():
+                if buf is not None:
+                    module._buffers[name] = buf.unsqueeze(0).repeat(k, *[1] * buf.dim())
+    learner.fused = k
+    return learner
 
 
 LEARNERS: dict[str, type[Learner]] = {}

@@ -12,13 +12,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
 from marlbench.fields import FiniteFloat
 from marlbench.learners.base import Policy, register
-from marlbench.learners.bc_t import BCT, BCTConfig, EntityAgent
+from marlbench.learners.bc_t import BCT, BCTConfig, EntityAgent, cloning_loss
 
 RTG_INIT = 20.0
 
@@ -29,13 +28,20 @@ def returns_to_go(reward: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:
     return r.flip(1).cumsum(1).flip(1)
 
 
-def reference_returns(reward: torch.Tensor, n_agents: int) -> torch.Tensor:
+def reference_returns(reward: torch.Tensor, n_agents: int,
+                      length: torch.Tensor | None = None) -> torch.Tensor:
     """What the reference feeds as return-to-go (``mt_bcr_controller.py`` 55–56): the
     time-reversed prefix sum ``flip(cumsum(r))``, so step t reads Σ_{k ≤ T−1−t} r_k, tiled
     episode-major (``repeat(n, 1)``) while the inputs are ordered b·n + i, so agent i of
-    episode b reads episode (b·n + i) mod B. reward [B, T] → [B, T, n]."""
-    b = reward.shape[0]
-    flipped = reward.cumsum(1).flip(1)  # [B, T]
+    episode b reads episode (b·n + i) mod B. reward [B, T] → [B, T, n]; ``length``: the
+    batch's own T when it is padded (a fused group), default T."""
+    b, t = reward.shape
+    prefix = reward.cumsum(1)
+    if length is None:
+        flipped = prefix.flip(1)  # [B, T]
+    else:  # row t reads prefix[length − 1 − t]
+        idx = (length - 1 - torch.arange(t, device=reward.device)).clamp(min=0)
+        flipped = prefix.gather(1, idx.expand(b, t))
     source = (torch.arange(b)[:, None] * n_agents + torch.arange(n_agents)[None, :]) % b
     return flipped[source.to(reward.device)].transpose(1, 2)  # [B, n, T] → [B, T, n]
 
@@ -95,14 +101,12 @@ class BCR(BCT):
     def loss(self, batch: Batch, task: str) -> torch.Tensor:
         lay = self.layouts[task]
         if self.config.reference_quirks:
-            extra = reference_returns(batch.reward, lay.n_agents)[..., None]
+            extra = reference_returns(batch.reward, lay.n_agents, batch.length)[..., None]
         else:
             rtg = returns_to_go(batch.reward, batch.filled)
             extra = rtg[:, :, None, None].expand(*batch.actions.shape, 1)
         logits = self.agent.unroll(batch.obs, batch.actions, lay, extra)
-        a = logits.shape[-1]
-        ce = F.cross_entropy(logits.reshape(-1, a), batch.actions.reshape(-1), reduction="sum")
-        return ce / batch.mask.sum() / lay.n_agents
+        return cloning_loss(logits, batch, lay.n_agents)
 
     def policy(self) -> Policy:
         self.agent.eval()

@@ -57,6 +57,15 @@ class EntityAgent(nn.Module):
         return torch.stack(logits, dim=1).view(b, n, t, -1).transpose(1, 2)
 
 
+def cloning_loss(logits: torch.Tensor, batch: Batch, n_agents: int) -> torch.Tensor:
+    """Cross-entropy of logits [B, T, n, A] on the dataset actions, summed over every row of
+    the batch (its padded episodes' rows too, as the references do; not a fused group's
+    padding, ``batch.rows``) / mask sum / n."""
+    b, t, n, a = logits.shape
+    ce = F.cross_entropy(logits.reshape(-1, a), batch.actions.reshape(-1), reduction="none")
+    return (ce.view(b, t, n) * batch.rows[:, None]).sum() / batch.mask.sum() / n_agents
+
+
 class BCTConfig(LearnerConfig):
     emb: Width = 64
     heads: Width = 1
@@ -107,9 +116,7 @@ class BCT(Learner):
     def loss(self, batch: Batch, task: str) -> torch.Tensor:
         lay = self.layouts[task]
         logits = self.agent.unroll(batch.obs, batch.actions, lay)
-        a = logits.shape[-1]
-        ce = F.cross_entropy(logits.reshape(-1, a), batch.actions.reshape(-1), reduction="sum")
-        return ce / batch.mask.sum() / lay.n_agents
+        return cloning_loss(logits, batch, lay.n_agents)
 
     def state_dict(self) -> dict[str, Any]:
         return {"agent": self.agent.state_dict(), "optimiser": self.optimiser.state_dict()}

@@ -41,7 +41,7 @@ from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
 from marlbench.fields import Discount, Interval, NonNegative, Positive, Probability, Rate, Width
 from marlbench.learners.base import Learner, LearnerConfig, Metrics, Policy, register
-from marlbench.learners.updet_m import copy_targets, load_networks, networks_state
+from marlbench.learners.updet_m import NETWORKS, copy_targets, load_networks, networks_state
 from marlbench.nets.entity import EntityTokenizer, entity_widths
 from marlbench.nets.history import HistoryTransformer, last_actions
 from marlbench.nets.mixers import (
@@ -234,6 +234,7 @@ class HissdPolicy(Policy):
 
 @register
 class Hissd(Learner):
+    network_names = NETWORKS
     name = "hissd"
     label = "HiSSD"
     title = "HiSSD (common planner skills + contrastive task skills, expectile value, decoder)"
@@ -262,9 +263,13 @@ class Hissd(Learner):
         return int(torch.randint(0, high, (1,), generator=self.generator).item())
 
     # ---- (1) decoder + InfoNCE -------------------------------------------------------------
-    def decoder_loss(self, batch: Batch, task: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def decoder_loss(self, batch: Batch, negatives: Batch | None = None, *, task: str,
+                     neg_task: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1)'s two terms; ``negatives``: the last batch of ``neg_task`` (the InfoNCE
+        negatives), None when there is none yet."""
         lay, a = self.layouts[task], self.agent
         t = batch.obs.shape[1] - 1
+        valid = batch.rows[1:]  # [T-1]: this batch's rows, not a fused group's padding
         plan = a.planner.unroll(batch.obs, batch.actions, lay)[:, :-1, :, :-1]  # no history
         skills = a.act_heads(plan, lay)
         last = last_actions(batch.actions)[:, :-1]
@@ -274,32 +279,39 @@ class Hissd(Learner):
         b, _, n, na = q.shape
         ce = F.cross_entropy(q.reshape(-1, na), batch.actions[:, :-1].reshape(-1),
                              reduction="none").view(b, t, n).sum((0, 2))
-        dec_loss = (ce / batch.mask[:, :-1].sum(0).clamp(min=1.0) / n).sum() / t
-        ssl = self.infonce(z, task)
-        return dec_loss, ssl
+        dec_loss = (ce * valid / batch.mask[:, :-1].sum(0).clamp(min=1.0) / n).sum()
+        dec_loss = dec_loss / (batch.steps - 1)
+        if negatives is None or neg_task is None:
+            return dec_loss, z.new_zeros(())
+        return dec_loss, self.infonce(z, batch, negatives, neg_task)
 
-    def infonce(self, z: torch.Tensor, task: str) -> torch.Tensor:
-        """MoCo-style InfoNCE on the discriminator features z [B, T-1, n, e]."""
-        others = [k for k in self.last_batch if k != task]
+    def infonce(self, z: torch.Tensor, batch: Batch, nb: Batch, neg_task: str) -> torch.Tensor:
+        """MoCo-style InfoNCE on the discriminator features z [B, T-1, n, e] (n ≥ 2); the
+        negatives: the target discriminator on ``nb``, the last batch of the last other task
+        (the reference keeps only that task's)."""
         n = z.shape[2]
-        if not others or n < 2:
-            return z.new_zeros(())
         cur = self._randint(n)
         pos = self._randint(n - 1)
         pos += pos >= cur
-        k = self._randint(z.shape[1])
-        anchor, positive = z[:, k, cur], z[:, k, pos]
-        neg_task = others[-1]  # the reference keeps only the last other task's negatives
-        nb = self.last_batch[neg_task]
+        # a step uniform over this batch's own T − 1 (drawn the same way whatever its length)
+        u = torch.rand((), generator=self.generator)
+        k = (u * (batch.steps - 1)).long().clamp(max=z.shape[1] - 1).to(z.device).view(1)
+        at_k = z.index_select(1, k).squeeze(1)  # [B, n, e]
+        anchor, positive = at_k[:, cur], at_k[:, pos]
         lay = self.layouts[neg_task]
         with torch.no_grad():
             neg, _ = self.target_agent.discr(nb.obs[:, :-1], last_actions(nb.actions)[:, :-1],
                                              lay)
-            neg = neg[:, :, self._randint(lay.n_agents)].reshape(-1, neg.shape[-1])
+            neg = neg[:, :, self._randint(lay.n_agents)]  # [B', T'-1, e]
+            neg_valid = nb.rows[1:].expand(neg.shape[:2]).reshape(-1)
+            neg = neg.reshape(-1, neg.shape[-1])
         logits = self.agent.discr.logits(torch.cat([anchor, neg]),
                                          torch.cat([positive, neg]).detach())
+        valid = torch.cat([neg_valid.new_ones(anchor.shape[0]), neg_valid])
+        logits = logits.masked_fill(valid[None, :] == 0, -1e9)  # a fused group's padding
         labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-        return F.cross_entropy(logits, labels)
+        ce = F.cross_entropy(logits, labels, reduction="none")
+        return (ce * valid).sum() / valid.sum()
 
     # ---- (2) expectile value --------------------------------------------------------------
     def value_loss(self, batch: Batch, task: str) -> torch.Tensor:
@@ -310,10 +322,13 @@ class Hissd(Learner):
         mixed = self.mixer(values, batch.state, lay)
         with torch.no_grad():
             target = self.target_mixer(self.target_agent.values(batch, lay), batch.state, lay)
-        mask = batch.mask[:, :-1]
+        valid = batch.rows[1:]
+        mask = batch.mask[:, :-1] * valid
         u = (mixed[:, :-1] - batch.reward[:, :-1]
              - c.gamma * (1 - batch.terminated[:, :-1]) * target[:, 1:]) * mask
-        weight = (c.expectile - (u < 0).float()).abs().mean()  # averaged first (quirk)
+        # averaged first (quirk), over every row of the batch (padded episodes' too)
+        weight = ((c.expectile - (u < 0).float()).abs() * valid).sum()
+        weight = weight / (u.shape[0] * (batch.steps - 1))
         return weight * (u**2).sum() / mask.sum().clamp(min=1.0)
 
     # ---- (3) planner forward prediction, TD-weighted ----------------------------------------
@@ -321,20 +336,20 @@ class Hissd(Learner):
         c, lay, a = self.config, self.layouts[task], self.agent
         plan = a.planner.unroll(batch.obs, batch.actions, lay)[..., :-1, :]  # no history
         pred = a.predictor.unroll(plan[:, :-1], batch.state[:, 1:], batch.actions[:, :-1], lay)
-        pred_loss = pred.sum() / pred.shape[0]
+        pred_loss = (pred * batch.rows[1:]).sum() / batch.obs.shape[0]
         with torch.no_grad():
             mixed = self.mixer(a.values(batch, lay), batch.state, lay)
             value_tokens = a.value_heads(plan, lay)
             target = self.target_mixer(self.target_agent.values_from_skills(value_tokens),
                                        batch.state, lay)
-            mask = batch.mask[:, :-1]
+            mask = batch.mask[:, :-1] * batch.rows[1:]
             td = c.gamma * target[:, 1:] + batch.reward[:, :-1] - mixed[:, :-1]
             td = (td * mask).sum() / mask.sum().clamp(min=1.0)
             weight = torch.exp(td * c.td_weight).clamp(max=c.max_weight)
         return weight * pred_loss, weight
 
     def _step(self) -> torch.Tensor:
-        norm = nn.utils.clip_grad_norm_(self.params, self.config.grad_norm_clip)
+        norm = self.clip_gradients(self.params)
         self.optimiser.step()
         self.optimiser.zero_grad()
         return norm.detach()
@@ -345,15 +360,19 @@ class Hissd(Learner):
                 for k in ("dec_loss", "ssl_loss", "value_loss", "plan_loss", "td_weight")}
         for task, batch in batches.items():
             batch = batch.to(self.device)
-            dec, ssl = self.decoder_loss(batch, task)
-            (dec + self.config.beta * ssl).backward()
+            others = [k for k in self.last_batch if k != task]
+            neg_task = others[-1] if others and self.layouts[task].n_agents >= 2 else None
+            negatives = () if neg_task is None else (self.last_batch[neg_task],)
+            dec, ssl = self.compute(self.decoder_loss, batch, *negatives, task=task,
+                                    neg_task=neg_task)
+            (dec + self.config.beta * ssl).sum().backward()
             self._step()
             self.last_batch[task] = batch
-            value = self.value_loss(batch, task)
-            value.backward()
+            value = self.compute(self.value_loss, batch, task=task)
+            value.sum().backward()
             self._step()
-            plan, weight = self.planner_loss(batch, task)
-            plan.backward()  # accumulated; stepped after the round
+            plan, weight = self.compute(self.planner_loss, batch, task=task)
+            plan.sum().backward()  # accumulated; stepped after the round
             if self.batches - self.last_target_update >= self.config.target_update_interval:
                 copy_targets(self)
                 self.last_target_update = self.batches

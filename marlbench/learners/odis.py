@@ -33,7 +33,7 @@ from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
 from marlbench.fields import Discount, Interval, NonNegative, Probability, Rate, Width
 from marlbench.learners.base import Learner, LearnerConfig, Metrics, Policy, register
-from marlbench.learners.updet_m import copy_targets, load_networks, networks_state
+from marlbench.learners.updet_m import NETWORKS, copy_targets, load_networks, networks_state
 from marlbench.nets.entity import entity_widths
 from marlbench.nets.history import HistoryTransformer
 from marlbench.nets.mixers import (
@@ -99,6 +99,16 @@ class OdisAgent(nn.Module):
         self.decoder = SkillDecoder(layouts, emb, heads, depth, skills)
 
 
+def gumbel_noise(shape: torch.Size, layout: Layout, device: torch.device) -> torch.Tensor:
+    """Gumbel(0, 1) noise of ``shape`` [B, T, ...], as ``F.gumbel_softmax`` draws it from
+    torch's generator, but drawn for the task's full length (episode limit + 1 rows) and cut
+    to T, so that the draw does not depend on the batch's length (a job alone and in a fused
+    group draw the same)."""
+    rows = max(shape[1], layout.episode_limit + 1)
+    e = torch.empty(shape[0], rows, *shape[2:], device=device).exponential_()
+    return -e.log()[:, : shape[1]]
+
+
 class OdisConfig(LearnerConfig):
     lr: Rate = 5e-4  # phase 1 (the reference's pre-optimiser)
     critic_lr: Rate = 5e-4  # phase 2
@@ -149,6 +159,7 @@ class OdisPolicy(Policy):
 
 @register
 class Odis(Learner):
+    network_names = NETWORKS
     name = "odis"
     label = "ODIS"
     title = "ODIS (skill pre-training from the state, then a skill-level offline value policy)"
@@ -185,15 +196,20 @@ class Odis(Learner):
 
     def pretrain_loss(self, batch: Batch, task: str) -> torch.Tensor:
         c, lay = self.config, self.layouts[task]
-        z = F.gumbel_softmax(self.skill_logits(batch, lay)[:, :-1], tau=1.0, dim=-1)
-        kl = (torch.special.xlogy(z, z) - z * math.log(1 / c.skill_dim)).mean()
+        logits = self.skill_logits(batch, lay)[:, :-1]
+        z = torch.softmax(logits + gumbel_noise(logits.shape, lay, logits.device), -1)  # τ 1
+        valid = batch.rows[1:]  # [T-1]: rows of this batch (not a fused group's padding)
+        b, t, n = logits.shape[:3]
+        steps = batch.steps - 1
+        kl = (((torch.special.xlogy(z, z) - z * math.log(1 / c.skill_dim)).sum((0, 2, 3))
+               * valid).sum() / (b * steps * n * c.skill_dim))
         out = self.agent.decoder.body.unroll(batch.obs, batch.actions, lay)[:, :-1]
         q = self.agent.decoder.head(out, z, lay)  # [B, T-1, n, A]
-        b, t, n, a = q.shape
+        a = q.shape[-1]
         ce = F.cross_entropy(q.reshape(-1, a), batch.actions[:, :-1].reshape(-1),
                              reduction="none").view(b, t, n).sum((0, 2))
-        per_step = ce / batch.mask[:, :-1].sum(0).clamp(min=1.0) / n
-        dec = per_step.sum() / t
+        per_step = ce * valid / batch.mask[:, :-1].sum(0).clamp(min=1.0) / n
+        dec = per_step.sum() / steps
         self._last = {"dec_loss": dec.detach(), "kl": kl.detach()}
         return dec + c.beta * kl
 
@@ -206,9 +222,10 @@ class Odis(Learner):
         qs = self.agent.qnet(enc)  # [B, T, n, K]
         logits = self.agent.encoder(enc)
         mask = batch.mask
-        n = lay.n_agents
+        b, t, n = skills.shape
         dist = F.cross_entropy(logits.reshape(-1, c.skill_dim), skills.reshape(-1),
-                               reduction="sum") / mask.sum() / n
+                               reduction="none").view(b, t, n)
+        dist = (dist * batch.rows[:, None]).sum() / mask.sum() / n
         with torch.no_grad():
             t_enc = self.target_agent.obs_encoder.unroll(batch.obs, batch.actions, lay)
             target_qs = self.target_agent.qnet(t_enc[..., 0, :])
@@ -223,7 +240,7 @@ class Odis(Learner):
             target_tot = self.target_mixer(target_max, batch.state, lay)
         cons_tot = self.mixer(qs.gather(-1, greedy).squeeze(-1), batch.state, lay)
         y = batch.reward[:, :-1] + c.gamma * (1 - batch.terminated[:, :-1]) * target_tot[:, 1:]
-        td_mask = mask[:, :-1]
+        td_mask = mask[:, :-1] * batch.rows[1:]
         td = (((q_tot[:, :-1] - y) * td_mask) ** 2).sum() / td_mask.sum().clamp(min=1.0)
         cons = ((cons_tot - q_tot) * mask).sum() / mask.sum().clamp(min=1.0)
         self._last = {"td_loss": td.detach(), "cons_gap": cons.detach(),

@@ -16,12 +16,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
 from marlbench.fields import Discount, Interval, NonNegative, Probability, Width
 from marlbench.learners.base import LearnerConfig, Policy, register
+from marlbench.learners.bc_t import cloning_loss
 from marlbench.learners.updet_m import ValueLearner, td_terms
 from marlbench.nets.entity import EntityTokenizer, action_values, entity_widths
 from marlbench.nets.transformer import SelfAttention
@@ -129,14 +129,19 @@ def token_dropout_mask(n_tokens: int, actions: torch.Tensor, layout: Layout, p: 
                        n_hist: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """[..., tokens, tokens] attention mask m_i·m_j for actions [...]: each enemy and ally
     token is dropped with probability ``p``; never the own token, the history tokens, or the
-    enemy the dataset action attacks. Built for every step at once, with no host sync."""
-    keep = torch.rand(*actions.shape, n_tokens, generator=generator,
-                      device=actions.device) >= p
+    enemy the dataset action attacks. Built for every step at once, with no host sync.
+    ``actions`` [T, N]: the draw covers at least the task's full length (episode limit + 1)
+    whatever T is, so that a batch's masks do not depend on how long it is (one job alone and
+    in a fused group draw the same)."""
+    t = actions.shape[0]
+    rows = max(t, layout.episode_limit + 1)
+    keep = torch.rand(rows, *actions.shape[1:], n_tokens, generator=generator,
+                      device=actions.device)[:t] >= p
     keep[..., 0] = True
     keep[..., n_tokens - n_hist:] = True
     target = (actions - layout.n_no_attack).unsqueeze(-1)  # token 1 + target, if attacking
     token = torch.arange(n_tokens, device=actions.device) - 1
-    keep |= (token == target) & (target >= 0)
+    keep = keep | ((token == target) & (target >= 0))  # not in place: keep may be shared
     m = keep.float()
     return m.unsqueeze(-1) * m.unsqueeze(-2)
 
@@ -211,9 +216,7 @@ class Stairs(ValueLearner):
         denom = mask.sum().clamp(min=1.0)
         td = ((q_tot - y) ** 2 * mask).sum() / denom
         # BC on the raw Q values: no availability mask, padded rows in the numerator
-        a = qs.shape[-1]
-        ce = F.cross_entropy(qs.reshape(-1, a), batch.actions.reshape(-1), reduction="sum")
-        bc = ce / batch.mask.sum() / lay.n_agents
+        bc = cloning_loss(qs, batch, lay.n_agents)
         self._last = {"td_loss": td.detach(), "bc_loss": bc.detach()}
         return td + c.bc_coef * bc
 

@@ -62,7 +62,7 @@ def td_terms(
             nxt = target_qs[:, 1:].masked_fill(avail[:, 1:] == 0, MASKED).max(-1).values
         target_tot = target_mixer(nxt, batch.state[:, 1:], layout)
         y = batch.reward[:, :-1] + gamma * (1 - batch.terminated[:, :-1]) * target_tot
-    mask = batch.mask[:, :-1]
+    mask = batch.mask[:, :-1] * batch.rows[1:]  # a fused group's padding is no transition
     return q_tot, y, mask, greedy
 
 
@@ -90,8 +90,11 @@ def load_networks(learner: Any, state: dict[str, Any]) -> None:
 
 
 class ValueLearner(Learner):
+    network_names = NETWORKS
+
     """Per-agent Q values from ``make_agent`` mixed by ``config.mixer``, with a target agent
     and mixer copied every ``config.target_update_interval`` optimiser steps."""
+
 
     def __init__(self, layouts: dict[str, Layout], config: LearnerConfig, device: torch.device):
         super().__init__(layouts, config, device)
