@@ -156,7 +156,8 @@ def test_padding_a_batch_changes_no_loss():
                                 short.obs.shape[1] + 3)
     stacked = stack_batches([short, long_])
     padded = Batch(*(f[0] for f in stacked.fields()))
-    assert padded.obs.shape[1] == short.obs.shape[1] + 3 and int(padded.length) == short.obs.shape[1]
+    t = short.obs.shape[1]
+    assert padded.obs.shape[1] == t + 3 and int(padded.length) == t
     for name in ("bc_t", "bc_r", "updet_m", "stairs"):
         torch.manual_seed(0)
         learner = _build(name, 0, {"reference_quirks": True} if name == "bc_r" else {}, 10)
