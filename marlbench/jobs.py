@@ -73,23 +73,27 @@ def _build_learner(c: dict, device: Any):
     return learner
 
 
-def _train(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> None:
-
+def _train_data(c: dict, store: Store) -> dict:
     from marlbench.data.dataset import load_task_data
     from marlbench.envs.maps import get_map
-    from marlbench.learners.base import pick_device
-    from marlbench.train import seed_everything, train
 
-    c = job.config
-    device = pick_device(opts.get("device", "auto"))
-    rng = seed_everything(c["seed"])
-    data = {
+    return {
         task: load_task_data(
             [(store.data_dir / src["dir"], src["last"]) for src in sources],
             get_map(task).layout, task,
         )
         for task, sources in c["datasets"].items()
     }
+
+
+def _train(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> None:
+    from marlbench.learners.base import pick_device
+    from marlbench.train import order_stream, seed_everything, train
+
+    c = job.config
+    device = pick_device(opts.get("device", "auto"))
+    rng = seed_everything(c["seed"])
+    data = _train_data(c, store)
     learner = _build_learner(c, device)
     logging.info("training %s on %s (%s) for %d updates on %s", c["label"], c["task_set"],
                  c["quality"], c["updates"], device)
@@ -106,7 +110,7 @@ def _train(job: Job, out: Path, store: Store, opts: dict, progress: Progress) ->
             metrics.flush()
 
         train(learner, data, c["updates"], c["batch_episodes"], rng, c["checkpoint_steps"],
-              save, log, progress)
+              save, log, progress, order_rng=order_stream(c["seed"]))
 
 
 def _eval(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> None:
@@ -190,37 +194,169 @@ def run_job(
     """Run one job in this process; record its status; never raise for a job's own failure."""
     job = Job.from_dict(job_dict)
     store = Store(Path(results_dir), Path(data_dir))
-    out = store.job_dir(job)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "status.json").unlink(missing_ok=True)  # a rerun of a failed job: running now
-    _start_clean(job, out)
-    write_json(out / "job.json", job.to_dict())
-    log_path = out / "log.txt"
-    handler = logging.FileHandler(log_path, mode="w")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    opened = _open(job, store)
     start = time.time()
-    status: dict[str, Any] = {"id": job.id, "kind": job.kind, "title": job.title}
+    status: dict[str, Any] = {}
     try:
-        _clear_invalid_commit_mark(job, store, out)
+        _clear_invalid_commit_mark(job, store, opened[0])
         fn = opts.get("job_functions", {}).get(job.kind) or JOB_FUNCTIONS[job.kind]
         if isinstance(fn, str):  # "module:function", for jobs registered by name
             module, _, name = fn.partition(":")
             fn = getattr(__import__(module, fromlist=[name]), name)
-        fn(job, out, store, opts, progress or (lambda *a: None))
+        fn(job, opened[0], store, opts, progress or (lambda *a: None))
         status.update(state="done")
     except Exception as exc:  # a failing job is recorded, not propagated
         logging.error("job failed:\n%s", traceback.format_exc())
         status.update(state="failed", error=f"{type(exc).__name__}: {exc}")
     finally:
-        root.removeHandler(handler)
-        handler.close()
+        status = _close(job, opened, status, start) or status
+    return status
+
+
+Opened = tuple[Path, logging.Handler]
+
+
+def _open(job: Job, store: Store) -> Opened:
+    """A job's folder made ready to run it (see :func:`_start_clean`) and its log attached."""
+    out = store.job_dir(job)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "status.json").unlink(missing_ok=True)  # a rerun of a failed job: running now
+    _start_clean(job, out)
+    write_json(out / "job.json", job.to_dict())
+    handler = logging.FileHandler(out / "log.txt", mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return out, handler
+
+
+def _log_to(opened: Opened, level: int, message: str) -> None:
+    """A line in one job's log only (the others of its group do not get it)."""
+    opened[1].emit(logging.LogRecord("marlbench", level, __file__, 0, message, None, None))
+
+
+def _close(job: Job, opened: Opened, status: dict | None, start: float) -> dict | None:
+    """Detach the job's log and write its status (none when ``status`` is None: the job is to
+    run again); the full status written."""
     import torch
 
-    status.update(wall_time_s=round(time.time() - start, 3), log=str(log_path),
-                  torch_threads=torch.get_num_threads(),
-                  finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    write_json(out / "status.json", status)
-    return status
+    out, handler = opened
+    logging.getLogger().removeHandler(handler)
+    handler.close()
+    if status is None:
+        return None
+    full = {"id": job.id, "kind": job.kind, "title": job.title, **status,
+            "wall_time_s": round(time.time() - start, 3), "log": str(out / "log.txt"),
+            "torch_threads": torch.get_num_threads(),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    write_json(out / "status.json", full)
+    return full
+
+
+# -- fused groups ---------------------------------------------------------------------------
+FUSED_APART = ("quality", "datasets")  # what the train jobs of one fused group may differ in
+
+
+def fuse_key(job: Job) -> str | None:
+    """Train jobs with one key can train fused (:func:`marlbench.learners.base.fuse`): same
+    algorithm, parameters, task set, seed and budget, different data. None: not fusable."""
+    if job.kind != "train":
+        return None
+    return json.dumps({k: v for k, v in job.config.items() if k not in FUSED_APART},
+                      sort_keys=True)
+
+
+def run_jobs(job_dicts: list[dict], results_dir: str, data_dir: str, opts: dict,
+             progress_for: Callable[[str], Progress] | None = None) -> list[dict]:
+    """Run jobs in this process and record each one's status; train jobs of one
+    :func:`fuse_key` train fused. Each job keeps its own folder, log, metrics, checkpoints and
+    status; a job whose data cannot be read fails alone, and if the fused training itself
+    fails, every job of the group runs again alone (so only a job that fails by itself is
+    recorded failed)."""
+    progress_for = progress_for or (lambda _jid: lambda *a: None)
+    jobs = [Job.from_dict(d) for d in job_dicts]
+    keys = {fuse_key(j) for j in jobs}
+    if len(jobs) == 1 or len(keys) != 1 or None in keys:
+        return [run_job(d, results_dir, data_dir, opts, progress_for(d["id"]))
+                for d in job_dicts]
+    store = Store(Path(results_dir), Path(data_dir))
+    statuses: dict[str, dict] = {}
+    opened = {job.id: _open(job, store) for job in jobs}
+    start = time.time()
+    alone: list[Job] = []
+    try:
+        data = {}
+        for job in jobs:
+            try:
+                data[job.id] = _train_data(job.config, store)
+            except Exception as exc:  # this job's data: it fails alone
+                _log_to(opened[job.id], logging.ERROR, "job failed:\n" + traceback.format_exc())
+                statuses[job.id] = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        group = [j for j in jobs if j.id in data]
+        if len(group) > 1 and _same_batch_sizes(group, data):
+            try:
+                _train_fused(group, data, store, opts, opened, progress_for)
+                statuses.update({j.id: {"state": "done"} for j in group})
+            except Exception:
+                logging.error("fused training failed; each job runs again alone:\n%s",
+                              traceback.format_exc())
+                alone = group
+        else:
+            alone = group
+    finally:
+        for job in jobs:
+            full = _close(job, opened[job.id], None if job in alone else statuses.get(job.id),
+                          start)
+            if full:
+                statuses[job.id] = full
+    for job in alone:
+        statuses[job.id] = run_job(job.to_dict(), results_dir, data_dir, opts,
+                                   progress_for(job.id))
+    return [statuses[j.id] for j in jobs]
+
+
+def _same_batch_sizes(group: list[Job], data: dict) -> bool:
+    """A group's batches stack only if every job draws as many episodes per task."""
+    sizes = {tuple(min(j.config["batch_episodes"], d.n_episodes)
+                   for _, d in sorted(data[j.id].items())) for j in group}
+    return len(sizes) == 1
+
+
+def _train_fused(group: list[Job], data: dict, store: Store, opts: dict, opened: dict,
+                 progress_for: Callable[[str], Progress]) -> None:
+    import numpy as np
+    import torch
+
+    from marlbench.learners.base import fuse, pick_device
+    from marlbench.train import order_stream, train_group
+
+    c = group[0].config
+    device = pick_device(opts.get("device", "auto"))
+    torch.manual_seed(c["seed"])  # as a job alone: seed, then its learner
+    learner = fuse(_build_learner(c, device), len(group))
+    logging.info("training %s on %s fused: %d jobs (%s) for %d updates on %s", c["label"],
+                 c["task_set"], len(group), ", ".join(j.config["quality"] for j in group),
+                 c["updates"], device)
+    outs = [store.job_dir(j) for j in group]
+    for out in outs:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+    def save(j: int, step: int) -> None:
+        save_torch(outs[j] / "checkpoints" / f"step_{step}.pt",
+                   {"step": step, "learner": learner.job_state(j)})
+
+    files = [open(out / "metrics.jsonl", "w") for out in outs]  # noqa: SIM115 - closed below
+    progress = [progress_for(j.id) for j in group]
+    try:
+        def log(j: int, row: dict) -> None:
+            files[j].write(json.dumps(row) + "\n")
+            files[j].flush()
+
+        train_group(learner, [data[j.id] for j in group], c["updates"], c["batch_episodes"],
+                    [np.random.default_rng(c["seed"]) for _ in group], order_stream(c["seed"]),
+                    c["checkpoint_steps"], save, log,
+                    lambda d, t, w: [p(d, t, w) for p in progress] and None)
+    finally:
+        for f in files:
+            f.close()

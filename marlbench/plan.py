@@ -15,7 +15,7 @@ from marlbench.suite import Suite, resolved_params
 
 COLLECTOR_VERSION = 2  # bump when collection changes what it writes
 BEHAVIOUR_VERSION = 1
-TRAINER_VERSION = 2
+TRAINER_VERSION = 3  # 3: the task order a stream of its own; draws at full length (fusing)
 EVALUATOR_VERSION = 1
 
 

@@ -12,10 +12,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from marlbench.cli.common import console, err_console, user_errors
+from marlbench.errors import UserError
 from marlbench.suite import load_suite
 
 DEFAULT_RESULTS = Path("results")
 DEFAULT_DATA = Path(os.environ.get("MARLBENCH_DATA_DIR", "data"))
+FUSE_GPU = 8  # default --fuse on a GPU (a group is at most a suite's data qualities)
 
 
 @user_errors
@@ -49,6 +51,12 @@ def run(
                                        "executor (on Ray: the suite's resources)"),
     eval_on_gpu: bool = typer.Option(False, "--eval-on-gpu", help="Evaluation jobs use the GPUs "
                                      "too (default: CPU); local executor"),
+    fuse: int = typer.Option(None, "--fuse", min=1, max=64, help="Train up to N training jobs "
+                             "fused in one worker: jobs of one algorithm, task set, seed and "
+                             "budget that differ only in data quality share stacked networks "
+                             "(each job's numbers equal its separate run's). 1 = off. Default: "
+                             f"{FUSE_GPU} when training on a GPU, 1 on CPU (where fusing does "
+                             "not pay: benchmarks/train_throughput.py); local executor"),
 ) -> None:
     """Run a suite: collect missing datasets, train every algorithm × task set × quality × seed,
     evaluate every checkpoint on every test task. Finished jobs are never run again.
@@ -61,6 +69,8 @@ def run(
     from marlbench.results.store import Store
 
     check_executor_options(executor, address, retries, gpus_per_job, eval_on_gpu)
+    if executor == "ray" and fuse not in (None, 1):
+        raise UserError("--fuse applies to the local executor; on Ray every job runs alone")
     store = Store(results, data_dir)  # both must be directories (or not exist yet)
     memory_budget_bytes()  # its environment variable is read by every training job
     suite = load_suite(suite_file, profile)
@@ -105,8 +115,11 @@ def run(
         summary = execute_ray(plan, store, opts=opts, console=err_console, address=address,
                               retries=2 if retries is None else retries, threads=threads)
     else:
+        if fuse is None:
+            fuse = FUSE_GPU if chosen != "cpu" and _gpu_count() > 0 else 1
         summary = execute(plan, store, workers=workers, opts=opts, console=err_console,
-                          threads=threads, gpus_per_job=gpus_per_job, eval_on_gpu=eval_on_gpu)
+                          threads=threads, gpus_per_job=gpus_per_job, eval_on_gpu=eval_on_gpu,
+                          fuse=fuse)
     wall = time.time() - start
     console.print(
         f"ran {len(summary.done)} job(s) in {wall:.1f} s; {len(summary.already_done)} already "

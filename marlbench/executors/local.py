@@ -29,7 +29,7 @@ from rich.console import Console
 
 from marlbench.executors.gpus import gpu_count, visible_device_ids
 from marlbench.executors.scheduler import OnProgress, Pool, RunSummary, schedule
-from marlbench.executors.worker import init_worker, run_in_worker
+from marlbench.executors.worker import init_worker, run_group_in_worker, run_in_worker
 from marlbench.plan import Job, Plan
 from marlbench.results.store import Store
 
@@ -41,9 +41,11 @@ GPU_KINDS = ("train", "behaviour")  # job kinds that train a network
 class InlinePool(Pool):
     """Jobs run one after the other in this process (``--workers 0``)."""
 
+    fuses = True
+
     def __init__(self, store: Store, opts: dict, threads: int | None = None):
         self.store, self.opts, self.threads = store, opts, threads
-        self.queue: deque[Job] = deque()
+        self.queue: deque[Job | list[Job]] = deque()
 
     def start(self, on_progress: OnProgress) -> None:
         self.on_progress = on_progress
@@ -55,13 +57,18 @@ class InlinePool(Pool):
     def submit(self, job: Job) -> None:
         self.queue.append(job)
 
-    def wait(self) -> list[tuple[str, dict]]:
-        from marlbench.jobs import run_job
+    def submit_group(self, jobs: list[Job]) -> None:
+        self.queue.append(jobs)
 
-        job = self.queue.popleft()
-        status = run_job(job.to_dict(), str(self.store.results_dir), str(self.store.data_dir),
-                         self.opts, lambda d, t, w, _j=job.id: self.on_progress(_j, d, t, w))
-        return [(job.id, status)]
+    def wait(self) -> list[tuple[str, dict]]:
+        from marlbench.jobs import run_jobs
+
+        item = self.queue.popleft()
+        jobs = item if isinstance(item, list) else [item]
+        statuses = run_jobs(
+            [j.to_dict() for j in jobs], str(self.store.results_dir), str(self.store.data_dir),
+            self.opts, lambda jid: lambda d, t, w: self.on_progress(jid, d, t, w))
+        return [(j.id, s) for j, s in zip(jobs, statuses, strict=True)]
 
     def close(self, cancel: bool = False) -> None:
         self.queue.clear()
@@ -81,8 +88,8 @@ class ProcessPool(Pool):
         cores = os.cpu_count() or 1
         self.cpu_threads = threads or max(1, cores // workers)
         self.gpu_threads = threads or max(1, cores // (workers + gpus * self.slots))
-        self.load = [0] * gpus  # running jobs per GPU
-        self.running: dict[Future, tuple[Job, int | None]] = {}
+        self.load = [0] * gpus  # running jobs (groups) per GPU
+        self.running: dict[Future, tuple[list[Job], int | None]] = {}
 
     def start(self, on_progress: OnProgress) -> None:
         ctx = mp.get_context("spawn")
@@ -115,30 +122,44 @@ class ProcessPool(Pool):
     def has_room(self, job: Job) -> bool:
         return not self._on_gpu(job) or min(self.load) < self.slots
 
+    fuses = True
+
     def submit(self, job: Job) -> None:
-        args = (job.to_dict(), str(self.store.results_dir), str(self.store.data_dir), self.opts)
+        self._submit([job])
+
+    def submit_group(self, jobs: list[Job]) -> None:
+        self._submit(jobs)
+
+    def _submit(self, jobs: list[Job]) -> None:
+        """One job, or a fused group in one worker (one GPU slot)."""
+        dirs = (str(self.store.results_dir), str(self.store.data_dir), self.opts)
+        if len(jobs) == 1:
+            fn, args = run_in_worker, (jobs[0].to_dict(), *dirs)
+        else:
+            fn, args = run_group_in_worker, ([j.to_dict() for j in jobs], *dirs)
         gpu = None
-        if self._on_gpu(job):
+        if self._on_gpu(jobs[0]):
             gpu = self.load.index(min(self.load))
             self.load[gpu] += 1
-            fut = self.gpu_pools[gpu].submit(run_in_worker, *args)
+            fut = self.gpu_pools[gpu].submit(fn, *args)
         else:
-            fut = self.cpu_pool.submit(run_in_worker, *args)
-        self.running[fut] = (job, gpu)
+            fut = self.cpu_pool.submit(fn, *args)
+        self.running[fut] = (jobs, gpu)
 
     def wait(self) -> list[tuple[str, dict]]:
         done, _ = wait(self.running, return_when=FIRST_COMPLETED)
         out = []
         for fut in done:
-            job, gpu = self.running.pop(fut)
+            jobs, gpu = self.running.pop(fut)
             if gpu is not None:
                 self.load[gpu] -= 1
             try:
-                status = fut.result()
+                result = fut.result()
+                statuses = result if isinstance(result, list) else [result]
             except Exception as exc:  # the worker process itself died
-                status = {"state": "failed", "error": f"worker crashed: {exc}",
-                          "log": str(self.store.job_dir(job) / "log.txt")}
-            out.append((job.id, status))
+                statuses = [{"state": "failed", "error": f"worker crashed: {exc}",
+                             "log": str(self.store.job_dir(job) / "log.txt")} for job in jobs]
+            out.extend((j.id, s) for j, s in zip(jobs, statuses, strict=True))
         return out
 
     def close(self, cancel: bool = False) -> None:
@@ -160,15 +181,17 @@ def execute(
     gpus_per_job: float = 1.0,
     eval_on_gpu: bool = False,
     gpus: int | None = None,
+    fuse: int = 1,
 ) -> RunSummary:
     """Run every job of ``plan`` that is not done yet. A failed job's dependents are skipped;
     independent jobs continue. ``workers=0`` runs jobs in this process (for debugging, on one
     device). ``gpus``: the GPU count (default: :func:`gpu_count`); training spreads over them
-    when the device is ``auto`` or ``cuda``."""
+    when the device is ``auto`` or ``cuda``. ``fuse``: the most train jobs trained fused in
+    one worker (1: none)."""
     opts = dict(opts or {})
     if workers <= 0:
-        return schedule(plan, store, InlinePool(store, opts, threads), console)
+        return schedule(plan, store, InlinePool(store, opts, threads), console, fuse)
     if gpus is None:
         gpus = gpu_count() if opts.get("device", "auto") in ("auto", "cuda") else 0
     pool = ProcessPool(store, opts, workers, threads, gpus, gpus_per_job, eval_on_gpu)
-    return schedule(plan, store, pool, console)
+    return schedule(plan, store, pool, console, fuse)

@@ -59,8 +59,17 @@ class Pool:
         """Whether ``job`` may be submitted now (a pool that queues jobs itself says yes)."""
         return True
 
+    # whether :meth:`submit_group` trains a group fused (else it submits the jobs one by one)
+    fuses = False
+
     def submit(self, job: Job) -> None:
         raise NotImplementedError
+
+    def submit_group(self, jobs: list[Job]) -> None:
+        """Train jobs of one fuse key, to run fused (:func:`marlbench.jobs.run_jobs`) when the
+        pool :attr:`fuses`; each job's status still comes back from :meth:`wait`."""
+        for job in jobs:
+            self.submit(job)
 
     def wait(self) -> list[tuple[str, dict]]:
         """Block until at least one submitted job has finished; (job id, status) of each
@@ -72,8 +81,13 @@ class Pool:
         """Release workers; ``cancel``: drop submitted jobs that have not started."""
 
 
-def schedule(plan: Plan, store: Store, pool: Pool, console: Console | None = None) -> RunSummary:
-    """Run every job of ``plan`` that is not done yet on ``pool``, in dependency order."""
+def schedule(plan: Plan, store: Store, pool: Pool, console: Console | None = None,
+             fuse: int = 1) -> RunSummary:
+    """Run every job of ``plan`` that is not done yet on ``pool``, in dependency order.
+
+    ``fuse`` > 1 (and a pool that :attr:`Pool.fuses`): ready train jobs of one
+    :func:`marlbench.jobs.fuse_key` go out together, up to ``fuse`` at a time; a ready one
+    waits for its siblings still waiting on their data while other jobs run."""
     console = console or Console(stderr=True)
     summary = RunSummary()
     todo = []
@@ -91,6 +105,24 @@ def schedule(plan: Plan, store: Store, pool: Pool, console: Console | None = Non
     waiting = {j: sum(d not in finished for d in plan.jobs[j].deps) for j in todo}
     ready = deque(j for j in todo if waiting[j] == 0)  # in topological order
     running: set[str] = set()
+    keys: dict[str, str] = {}
+    if fuse > 1 and pool.fuses:
+        from marlbench.jobs import fuse_key
+
+        keys = {j: k for j in todo if (k := fuse_key(plan.jobs[j])) is not None}
+
+    def group_of(jid: str, hold: bool) -> list[str] | None:
+        """The group ``jid`` goes out with (itself alone when not fusable); None: hold it
+        back, its siblings are still waiting on their data."""
+        key = keys.get(jid)
+        if key is None:
+            return [jid]
+        siblings = [j for j in pending if keys.get(j) == key and j != jid and j not in running]
+        now = [j for j in ready if j in siblings][: fuse - 1]
+        later = [j for j in siblings if waiting[j] > 0]
+        if hold and later and len(now) + 1 < fuse:
+            return None
+        return [jid, *now]
 
     def skip_dependents(jid: str, reason: str) -> None:
         for child in dependents[jid]:
@@ -147,19 +179,26 @@ def schedule(plan: Plan, store: Store, pool: Pool, console: Console | None = Non
         clean = False
         try:
             while pending:
-                held = []
-                while ready:
-                    jid = ready.popleft()
-                    if jid not in pending:
-                        continue
-                    job = plan.jobs[jid]
-                    if pool.has_room(job):
+                for hold in (True, False):  # hold back for fusing only while others run
+                    held = []
+                    while ready:
+                        jid = ready.popleft()
+                        if jid not in pending or jid in running:
+                            continue
+                        job = plan.jobs[jid]
+                        group = group_of(jid, hold)
+                        if group is None or not pool.has_room(job):
+                            held.append(jid)
+                            continue
                         with lock:
-                            running.add(jid)
-                        pool.submit(job)
-                    else:
-                        held.append(jid)
-                ready.extendleft(reversed(held))
+                            running.update(group)
+                        if len(group) == 1:
+                            pool.submit(job)
+                        else:
+                            pool.submit_group([plan.jobs[j] for j in group])
+                    ready.extend(held)
+                    if running:
+                        break
                 if not running:
                     break
                 for jid, status in pool.wait():

@@ -40,3 +40,18 @@ def run_in_worker(job_dict: dict, results_dir: str, data_dir: str, opts: dict) -
             _QUEUE.put((jid, done, total, what))
 
     return run_job(job_dict, results_dir, data_dir, opts, progress)
+
+
+def run_group_in_worker(job_dicts: list[dict], results_dir: str, data_dir: str,
+                        opts: dict) -> list[dict]:
+    """A fused group of train jobs (:func:`marlbench.jobs.run_jobs`) in this worker."""
+    from marlbench.jobs import run_jobs
+
+    def progress_for(jid: str):
+        def progress(done: int, total: int, what: str) -> None:
+            if _QUEUE is not None:
+                _QUEUE.put((jid, done, total, what))
+
+        return progress
+
+    return run_jobs(job_dicts, results_dir, data_dir, opts, progress_for)

@@ -198,6 +198,8 @@ def fuse(learner: Learner, k: int) -> Learner:
         for p in net.parameters():
             p.data = p.data.unsqueeze(0).repeat(k, *[1] * p.dim())
         for module in net.modules():
+            if hasattr(module, "explicit"):  # attention: the path vmap batches (transformer.py)
+                module.explicit = True
             for name, buf in module._buffers.items():
                 if buf is not None:
                     module._buffers[name] = buf.unsqueeze(0).repeat(k, *[1] * buf.dim())

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
@@ -70,6 +71,7 @@ class StairsAgent(nn.Module):
         self.to_out = nn.Linear(emb, emb)
         self.q_skill = nn.Linear(emb, entity_widths(layouts)[-1])
         self.keep_attention = False  # analysis hook (see ``attention``)
+        self.explicit = False  # fused (vmapped): the GRU cell written out (no batching rule)
 
     def initial_hist(self, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         z = torch.zeros(n, self.emb, device=device)
@@ -97,7 +99,7 @@ class StairsAgent(nn.Module):
         low, high = hist
         if self.temporal:
             if t % self.high_step == 0:
-                high = self.gru(low, high)
+                high = gru_cell(self.gru, low, high) if self.explicit else self.gru(low, high)
             x = torch.cat([tokens, low[:, None], high[:, None]], dim=1)
         else:
             x = torch.cat([tokens, low[:, None]], dim=1)
@@ -123,6 +125,16 @@ class StairsAgent(nn.Module):
             q, hist = self.step(tokens_k, hist, k, layout, mask)
             qs.append(q)
         return torch.stack(qs, dim=1).view(b, n, t, -1).transpose(1, 2)
+
+
+def gru_cell(cell: nn.GRUCell, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``cell(x, h)`` written out (gates r, z, n as torch orders them), for vmap."""
+    gi = F.linear(x, cell.weight_ih, cell.bias_ih).chunk(3, -1)
+    gh = F.linear(h, cell.weight_hh, cell.bias_hh).chunk(3, -1)
+    r = torch.sigmoid(gi[0] + gh[0])
+    z = torch.sigmoid(gi[1] + gh[1])
+    n = torch.tanh(gi[2] + r * gh[2])
+    return (1 - z) * n + z * h
 
 
 def token_dropout_mask(n_tokens: int, actions: torch.Tensor, layout: Layout, p: float,

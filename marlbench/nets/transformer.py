@@ -21,6 +21,9 @@ class SelfAttention(nn.Module):
         # [b, heads, t, t] are kept (detached) in ``last_attention``; off, the fused kernel runs
         self.keep_attention = False
         self.last_attention: torch.Tensor | None = None
+        # a fused group's networks (vmapped) take the explicit path too: vmap has no batching
+        # rule for the fused CPU kernel and would loop over the jobs
+        self.explicit = False
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         b, t, e = x.shape
@@ -34,10 +37,11 @@ class SelfAttention(nn.Module):
         if mask is not None:  # 0 where attention is forbidden
             bias = torch.zeros(mask.shape, dtype=x.dtype, device=x.device)
             bias = bias.masked_fill(mask == 0, -1e9).unsqueeze(1)
-        if self.keep_attention:
+        if self.keep_attention or self.explicit:
             logits = q @ k.transpose(-1, -2) / e**0.5
             weights = torch.softmax(logits if bias is None else logits + bias, dim=-1)
-            self.last_attention = weights.detach()
+            if self.keep_attention:
+                self.last_attention = weights.detach()
             out = weights @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # scale 1/sqrt(emb)
