@@ -70,20 +70,26 @@ def update_seconds(learner_name: str, task: str, device: torch.device, updates: 
     if pretrain:
         learner.set_budget(10**9)  # every update a skill pre-training one
 
-    def timed(batch: Batch, n: int) -> float:
-        learner.update(batch, task)  # warm-up
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(n):
-            learner.update(batch, task)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return (time.perf_counter() - t0) / n
-
-    full = timed(full_batch(task, REF_BATCH, device), updates)
-    small = timed(full_batch(task, 1, device, small_rows(task)), 4 * updates)
+    full = time_updates(learner, full_batch(task, REF_BATCH, device), task, updates)
+    small = time_updates(learner, full_batch(task, 1, device, small_rows(task)), task,
+                         4 * updates)
     return full, small
+
+
+def time_updates(learner, batch: Batch, task: str, n: int) -> float:
+    """Seconds per ``learner.update(batch, task)`` over ``n`` updates after one warm-up (the
+    device synchronised around the timed ones). A fused learner takes a stacked batch and
+    the time is its whole group's."""
+    device = batch.obs.device
+    learner.update(batch, task)  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        learner.update(batch, task)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / n
 
 
 def worker_start_seconds() -> float:
