@@ -231,3 +231,16 @@ def _records(store: Store, plan: Plan) -> list[dict]:
 def _stable(records):
     drop = ("wall_time_s", "finished_at")
     return [{k: v for k, v in r.items() if k not in drop} for r in records]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--executor", "ray", "--fuse", "2"], "--fuse applies to the local executor"),
+    (["--fuse", "0"], "--fuse"),
+    (["--fuse", "65"], "--fuse"),
+])
+def test_fuse_option_is_checked_at_the_door(root, argv, message):
+    result = runner.invoke(app, ["run", str(root / "suites" / "smoke.yaml"), "--dry-run",
+                                 *argv])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
