@@ -87,30 +87,8 @@ def _train_data(c: dict, store: Store) -> dict:
 
 
 def _train(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> None:
-    from marlbench.learners.base import pick_device
-    from marlbench.train import order_stream, seed_everything, train
-
-    c = job.config
-    device = pick_device(opts.get("device", "auto"))
-    rng = seed_everything(c["seed"])
-    data = _train_data(c, store)
-    learner = _build_learner(c, device)
-    logging.info("training %s on %s (%s) for %d updates on %s", c["label"], c["task_set"],
-                 c["quality"], c["updates"], device)
-    ckpt_dir = out / "checkpoints"
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-
-    def save(step: int) -> None:
-        save_torch(ckpt_dir / f"step_{step}.pt", {"step": step, "learner": learner.state_dict()})
-
-    with open(out / "metrics.jsonl", "w") as metrics:
-
-        def log(row: dict) -> None:
-            metrics.write(json.dumps(row) + "\n")
-            metrics.flush()
-
-        train(learner, data, c["updates"], c["batch_episodes"], rng, c["checkpoint_steps"],
-              save, log, progress, order_rng=order_stream(c["seed"]))
+    _train_together([job], {job.id: _train_data(job.config, store)}, store, opts,
+                    lambda _jid: progress)
 
 
 def _eval(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> None:
@@ -296,7 +274,7 @@ def run_jobs(job_dicts: list[dict], results_dir: str, data_dir: str, opts: dict,
         group = [j for j in jobs if j.id in data]
         if len(group) > 1 and _same_batch_sizes(group, data):
             try:
-                _train_fused(group, data, store, opts, opened, progress_for)
+                _train_together(group, data, store, opts, progress_for)
                 statuses.update({j.id: {"state": "done"} for j in group})
             except Exception:
                 logging.error("fused training failed; each job runs again alone:\n%s",
@@ -323,8 +301,10 @@ def _same_batch_sizes(group: list[Job], data: dict) -> bool:
     return len(sizes) == 1
 
 
-def _train_fused(group: list[Job], data: dict, store: Store, opts: dict, opened: dict,
-                 progress_for: Callable[[str], Progress]) -> None:
+def _train_together(group: list[Job], data: dict, store: Store, opts: dict,
+                    progress_for: Callable[[str], Progress]) -> None:
+    """Train one job, or a group of one :func:`fuse_key` fused; each job's metrics and
+    checkpoints in its own folder."""
     import numpy as np
     import torch
 
@@ -333,11 +313,16 @@ def _train_fused(group: list[Job], data: dict, store: Store, opts: dict, opened:
 
     c = group[0].config
     device = pick_device(opts.get("device", "auto"))
-    torch.manual_seed(c["seed"])  # as a job alone: seed, then its learner
-    learner = fuse(_build_learner(c, device), len(group))
-    logging.info("training %s on %s fused: %d jobs (%s) for %d updates on %s", c["label"],
-                 c["task_set"], len(group), ", ".join(j.config["quality"] for j in group),
-                 c["updates"], device)
+    torch.manual_seed(c["seed"])  # seed, then the learner (its initial parameters)
+    learner = _build_learner(c, device)
+    if len(group) > 1:
+        fuse(learner, len(group))
+        logging.info("training %s on %s fused: %d jobs (%s) for %d updates on %s", c["label"],
+                     c["task_set"], len(group), ", ".join(j.config["quality"] for j in group),
+                     c["updates"], device)
+    else:
+        logging.info("training %s on %s (%s) for %d updates on %s", c["label"], c["task_set"],
+                     c["quality"], c["updates"], device)
     outs = [store.job_dir(j) for j in group]
     for out in outs:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -353,6 +338,7 @@ def _train_fused(group: list[Job], data: dict, store: Store, opts: dict, opened:
             files[j].write(json.dumps(row) + "\n")
             files[j].flush()
 
+        # each job samples from its own stream, seeded as seed_everything seeds it
         train_group(learner, [data[j.id] for j in group], c["updates"], c["batch_episodes"],
                     [np.random.default_rng(c["seed"]) for _ in group], order_stream(c["seed"]),
                     c["checkpoint_steps"], save, log,

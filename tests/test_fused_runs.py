@@ -159,17 +159,18 @@ def test_one_job_failing_in_a_group_leaves_the_others_finishing(data_dir, tmp_pa
 
 
 def test_a_fused_training_error_reruns_each_job_alone(data_dir, tmp_path, monkeypatch):
-    from marlbench import jobs
+    from marlbench.learners import base
 
     def broken(*a, **kw):
         raise RuntimeError("deliberate fused failure")
 
-    monkeypatch.setattr(jobs, "_train_fused", broken)
+    monkeypatch.setattr(base, "fuse", broken)  # only a group of several fuses
     plan = _plan(data_dir)
     store = Store(tmp_path / "r", data_dir)
     assert execute(plan, store, workers=0, fuse=4).ok
     job = plan.of_kind("train")[0]
     assert "deliberate fused failure" not in (store.job_dir(job) / "log.txt").read_text()
+    assert "fused" not in (store.job_dir(job) / "log.txt").read_text()  # trained alone
     assert store.is_done(job)
 
 
