@@ -12,7 +12,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from marlbench.cli.common import console, err_console, user_errors
-from marlbench.errors import UserError
 from marlbench.suite import load_suite
 
 DEFAULT_RESULTS = Path("results")
@@ -68,9 +67,7 @@ def run(
     from marlbench.plan import make_plan
     from marlbench.results.store import Store
 
-    check_executor_options(executor, address, retries, gpus_per_job, eval_on_gpu)
-    if executor == "ray" and fuse not in (None, 1):
-        raise UserError("--fuse applies to the local executor; on Ray every job runs alone")
+    check_executor_options(executor, address, retries, gpus_per_job, eval_on_gpu, fuse)
     store = Store(results, data_dir)  # both must be directories (or not exist yet)
     memory_budget_bytes()  # its environment variable is read by every training job
     suite = load_suite(suite_file, profile)
@@ -234,7 +231,8 @@ def _duration(seconds: float) -> str:
 
 
 def check_executor_options(executor: str, address: str | None, retries: int | None,
-                           gpus_per_job: float, eval_on_gpu: bool) -> None:
+                           gpus_per_job: float, eval_on_gpu: bool,
+                           fuse: int | None = None) -> None:
     """The executor options make sense together, before anything is read or run."""
     import math
     import re
@@ -251,6 +249,8 @@ def check_executor_options(executor: str, address: str | None, retries: int | No
     if executor == "ray" and (gpus_per_job != 1.0 or eval_on_gpu):
         raise UserError("--gpus-per-job and --eval-on-gpu apply to the local executor; on Ray "
                         "set resources.train.gpus and resources.eval.gpus in the suite")
+    if executor == "ray" and fuse not in (None, 1):
+        raise UserError("--fuse applies to the local executor; on Ray every job runs alone")
     if address is not None:
         m = re.fullmatch(r"auto|(?:ray://)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}:(\d{1,5})", address)
         if not m or (m.group(1) and not 0 < int(m.group(1)) < 65536):

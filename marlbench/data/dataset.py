@@ -203,7 +203,7 @@ class Batch:
         return self.filled * (1 - ended_before.clamp(max=1))
 
     def to(self, device: torch.device) -> Batch:
-        return Batch(*(getattr(self, k).to(device) for k in Batch.__dataclass_fields__))
+        return Batch(*(f.to(device) for f in self.fields()))
 
     def fields(self) -> tuple[torch.Tensor, ...]:
         return tuple(getattr(self, k) for k in Batch.__dataclass_fields__)
