@@ -36,8 +36,9 @@ class EntityAgent(nn.Module):
     def step(
         self, tokens: torch.Tensor, hist: torch.Tensor, layout: Layout
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """tokens [N, E, emb], hist [N, 1, emb] → logits [N, A], next hist [N, 1, emb]."""
-        out = self.transformer(torch.cat([tokens, hist], dim=1))
+        """tokens [N, E, emb], hist [N, 1, emb] → logits [N, A], next hist [N, 1, emb] (the
+        last block computes only the rows read: own, enemies, history)."""
+        out = self.transformer(torch.cat([tokens, hist], dim=1), keep=(1 + layout.n_enemies, 1))
         return action_values(self.q_basic, out, layout), out[:, -1:, :]
 
     def unroll(self, obs: torch.Tensor, actions: torch.Tensor, layout: Layout,

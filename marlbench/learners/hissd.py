@@ -130,7 +130,7 @@ class Discriminator(nn.Module):
     def forward(self, obs: torch.Tensor, last: torch.Tensor, layout: Layout):
         tokens = self.tokenizer(obs, last, layout)
         lead = tokens.shape[:-2]
-        own = self.transformer(tokens.reshape(-1, *tokens.shape[-2:]))[:, 0]
+        own = self.transformer(tokens.reshape(-1, *tokens.shape[-2:]), keep=(1, 0))[:, 0]
         own = own.view(*lead, -1)
         return self.ssl_proj(own), self.act_proj(own)
 
@@ -164,7 +164,7 @@ class HissdAgent(nn.Module):
         return torch.cat([basic, attack], -1)
 
     def values(self, batch: Batch, layout: Layout) -> torch.Tensor:
-        out = self.value.unroll(batch.obs, batch.actions, layout)
+        out = self.value.unroll(batch.obs, batch.actions, layout, keep=(1, 1))
         return self.reward_fc(out[..., 0, :]).squeeze(-1)  # [B, T, n]
 
     def values_from_skills(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -175,7 +175,7 @@ class HissdAgent(nn.Module):
         hist = self.value.initial_hist(b * n, tokens.device)
         outs = []
         for x in steps:
-            out = self.value.transformer(torch.cat([x, hist], 1))
+            out = self.value.transformer(torch.cat([x, hist], 1), keep=(1, 1))
             hist = out[:, -1:]
             outs.append(self.reward_fc(out[:, 0]))
         return torch.stack(outs, 0).view(t, b, n).transpose(0, 1)
@@ -226,7 +226,8 @@ class HissdPolicy(Policy):
         skills = a.act_heads(p_out[:, :-1], lay)  # entity tokens, not the history
         _, task_skill = a.discr(o, last, lay)
         d_out, h_dec = a.decoder.step(
-            a.decoder.tokenizer(o, last, lay).reshape(b * n, -1, emb), h_dec, skills)
+            a.decoder.tokenizer(o, last, lay).reshape(b * n, -1, emb), h_dec, skills,
+            keep=(1 + lay.n_enemies, 1))
         q = a.action_values(d_out, task_skill.reshape(b * n, -1), lay)
         actions = q.view(b, n, -1).masked_fill(av == 0, -1e10).argmax(-1)
         return actions.cpu().numpy().astype(np.int64), (h_plan, h_dec, actions)
@@ -274,7 +275,8 @@ class Hissd(Learner):
         skills = a.act_heads(plan, lay)
         last = last_actions(batch.actions)[:, :-1]
         z, task_skill = a.discr(batch.obs[:, :-1], last, lay)
-        dec = a.decoder.unroll(batch.obs[:, :-1], batch.actions[:, :-1], lay, extra=skills)
+        dec = a.decoder.unroll(batch.obs[:, :-1], batch.actions[:, :-1], lay, extra=skills,
+                               keep=(1 + lay.n_enemies, 1))
         q = a.action_values(dec, task_skill, lay)  # [B, T-1, n, A]
         b, _, n, na = q.shape
         ce = F.cross_entropy(q.reshape(-1, na), batch.actions[:, :-1].reshape(-1),

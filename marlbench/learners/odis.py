@@ -148,10 +148,12 @@ class OdisPolicy(Policy):
         av = torch.as_tensor(avail, device=self.device)
         b, n = o.shape[:2]
         enc_out, h_enc = a.obs_encoder.step(
-            a.obs_encoder.tokenizer(o, last, lay).reshape(b * n, -1, a.obs_encoder.emb), h_enc)
+            a.obs_encoder.tokenizer(o, last, lay).reshape(b * n, -1, a.obs_encoder.emb), h_enc,
+            keep=(1, 1))
         skill = F.one_hot(a.qnet(enc_out[:, 0]).argmax(-1), a.skills).float()
         dec_out, h_dec = a.decoder.body.step(
-            a.decoder.body.tokenizer(o, last, lay).reshape(b * n, -1, a.obs_encoder.emb), h_dec)
+            a.decoder.body.tokenizer(o, last, lay).reshape(b * n, -1, a.obs_encoder.emb), h_dec,
+            keep=(1 + lay.n_enemies, 1))
         q = a.decoder.head(dec_out, skill, lay).view(b, n, -1).masked_fill(av == 0, -1e10)
         actions = q.argmax(-1)
         return actions.cpu().numpy().astype(np.int64), (h_enc, h_dec, actions)
@@ -203,7 +205,8 @@ class Odis(Learner):
         steps = batch.steps - 1
         kl = (((torch.special.xlogy(z, z) - z * math.log(1 / c.skill_dim)).sum((0, 2, 3))
                * valid).sum() / (b * steps * n * c.skill_dim))
-        out = self.agent.decoder.body.unroll(batch.obs, batch.actions, lay)[:, :-1]
+        out = self.agent.decoder.body.unroll(batch.obs, batch.actions, lay,
+                                             keep=(1 + lay.n_enemies, 1))[:, :-1]
         q = self.agent.decoder.head(out, z, lay)  # [B, T-1, n, A]
         a = q.shape[-1]
         ce = F.cross_entropy(q.reshape(-1, a), batch.actions[:, :-1].reshape(-1),
@@ -218,7 +221,7 @@ class Odis(Learner):
         c, lay = self.config, self.layouts[task]
         with torch.no_grad():
             skills = self.skill_logits(batch, lay).argmax(-1)  # [B, T, n] labels
-        enc = self.agent.obs_encoder.unroll(batch.obs, batch.actions, lay)[..., 0, :]
+        enc = self.agent.obs_encoder.unroll(batch.obs, batch.actions, lay, keep=(1, 1))[..., 0, :]
         qs = self.agent.qnet(enc)  # [B, T, n, K]
         logits = self.agent.encoder(enc)
         mask = batch.mask
@@ -227,7 +230,8 @@ class Odis(Learner):
                                reduction="none").view(b, t, n)
         dist = (dist * batch.rows[:, None]).sum() / mask.sum() / n
         with torch.no_grad():
-            t_enc = self.target_agent.obs_encoder.unroll(batch.obs, batch.actions, lay)
+            t_enc = self.target_agent.obs_encoder.unroll(batch.obs, batch.actions, lay,
+                                                         keep=(1, 1))
             target_qs = self.target_agent.qnet(t_enc[..., 0, :])
         chosen = qs.gather(-1, skills[..., None]).squeeze(-1)
         greedy = qs.detach().argmax(-1, keepdim=True)

@@ -25,7 +25,7 @@ from marlbench.learners.base import LearnerConfig, Policy, register
 from marlbench.learners.bc_t import cloning_loss
 from marlbench.learners.updet_m import ValueLearner, td_terms
 from marlbench.nets.entity import EntityTokenizer, action_values, entity_widths
-from marlbench.nets.transformer import SelfAttention
+from marlbench.nets.transformer import SelfAttention, kept_rows
 
 
 class StairsBlock(nn.Module):
@@ -45,8 +45,11 @@ class StairsBlock(nn.Module):
         self.ff_obs = ffn()
         self.ff_hist = ffn() if n_hist else None
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.norm1(x + self.attention(x, mask))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                rows: torch.Tensor | None = None) -> torch.Tensor:
+        """With ``rows`` (the last ``n_hist`` of them history rows): those rows only."""
+        res = x if rows is None else x.index_select(1, rows)
+        x = self.norm1(res + self.attention(x, mask, rows))
         if self.ff_hist is None:
             return self.norm2(x + self.ff_obs(x))
         k = x.shape[1] - self.n_hist
@@ -77,11 +80,17 @@ class StairsAgent(nn.Module):
         z = torch.zeros(n, self.emb, device=device)
         return z, z
 
-    def reason(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def reason(self, x: torch.Tensor, mask: torch.Tensor | None,
+               front: int | None = None) -> torch.Tensor:
         """The recursion with the one-step gradient: all cycles but the last run without
-        gradient; the output is ``to_out`` of the high state (low state without recursion)."""
+        gradient; the output is ``to_out`` of the high state (low state without recursion).
+        With ``front``: only the first ``front`` rows and the history rows come out of the
+        final block (the rest are not computed; every row while attention is recorded)."""
+        last = self.f_high if self.spatial else self.f_low
+        rows = (None if front is None or last.attention.keep_attention
+                else kept_rows(x.shape[1], (front, self.n_hist), x.device))
         if not self.spatial:
-            return self.to_out(self.f_low(x, mask))
+            return self.to_out(self.f_low(x, mask, rows))
         z_h = torch.zeros_like(x)
         z_l = torch.zeros_like(x)
         with torch.no_grad():
@@ -90,8 +99,7 @@ class StairsAgent(nn.Module):
                 if k % self.h_cycles == 0:
                     z_h = self.f_high(z_h + z_l, mask)
         z_l = self.f_low(z_l + z_h + x, mask)
-        z_h = self.f_high(z_h + z_l, mask)
-        return self.to_out(z_h)
+        return self.to_out(self.f_high(z_h + z_l, mask, rows))
 
     def step(self, tokens: torch.Tensor, hist: tuple[torch.Tensor, torch.Tensor], t: int,
              layout: Layout, mask: torch.Tensor | None = None):
@@ -103,7 +111,7 @@ class StairsAgent(nn.Module):
             x = torch.cat([tokens, low[:, None], high[:, None]], dim=1)
         else:
             x = torch.cat([tokens, low[:, None]], dim=1)
-        out = self.reason(x, mask)
+        out = self.reason(x, mask, front=1 + layout.n_enemies)  # the rows the heads read
         return action_values(self.q_skill, out, layout), (out[:, -self.n_hist], high)
 
     def unroll(self, obs: torch.Tensor, actions: torch.Tensor, layout: Layout,
