@@ -189,6 +189,19 @@ class Learner(ABC):
     def policy(self) -> Policy: ...
 
 
+class FusedLinear(nn.Linear):
+    """``nn.Linear`` on its input flattened to 2-D. Under ``vmap`` (a fused group), a linear
+    layer on an input of more dimensions that is not laid out as one matrix (an expanded or
+    concatenated one, as the mixer's hypernetwork and HiSSD's heads get) has its weight
+    broadcast over the leading dimensions: torch materialises one weight copy per row and runs
+    tiny batched products (measured: HiSSD fused at K = 2, 4.9 s per job per update instead of
+    2.4). Flattened, each job's rows meet its weight in one product. Same numbers."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = nn.functional.linear(x.reshape(-1, x.shape[-1]), self.weight, self.bias)
+        return y.view(*x.shape[:-1], y.shape[-1])
+
+
 def fuse(learner: Learner, k: int) -> Learner:
     """Turn a freshly built learner (no update yet) into a fused group of ``k`` jobs with its
     initial parameters: every parameter and buffer is repeated along a new leading job axis.
@@ -198,6 +211,8 @@ def fuse(learner: Learner, k: int) -> Learner:
         for p in net.parameters():
             p.data = p.data.unsqueeze(0).repeat(k, *[1] * p.dim())
         for module in net.modules():
+            if type(module) is nn.Linear:
+                module.__class__ = FusedLinear  # same parameters, a vmap-friendly forward
             if hasattr(module, "explicit"):  # attention: the path vmap batches (transformer.py)
                 module.explicit = True
             for name, buf in module._buffers.items():

@@ -102,13 +102,14 @@ class ForwardPredictor(nn.Module):
         enemy = tokens[..., 1 : 1 + m, :].transpose(2, 3)
         memory = self.enemy_hidden.expand(b, m, -1)
         losses = []
-        for k in range(t):
-            seen = torch.cat([memory.unsqueeze(-2), enemy[:, k]], -2)  # [B, m, n+1, e]
+        # one unbind each (not T selects): the backward pass then does not zero-fill T copies
+        for k, (own_k, enemy_k) in enumerate(zip(own.unbind(1), enemy.unbind(1), strict=True)):
+            seen = torch.cat([memory.unsqueeze(-2), enemy_k], -2)  # [B, m, n+1, e]
             q, key = self.enemy_qk(seen).chunk(2, -1)
             ref = attend_over_queries(seen, q, key)[..., 0, :]  # [B, m, e]
-            oq, ok = self.own_qk(own[:, k]).chunk(2, -1)
+            oq, ok = self.own_qk(own_k).chunk(2, -1)
             rq, rk = self.enemy_ref_qk(ref).chunk(2, -1)
-            out = attend_over_queries(torch.cat([own[:, k], ref], -2), torch.cat([oq, rq], -2),
+            out = attend_over_queries(torch.cat([own_k, ref], -2), torch.cat([oq, rq], -2),
                                       torch.cat([ok, rk], -2))
             memory = out[:, n:]
             losses.append(F.mse_loss(self.ally_dec(out[:, :n]), allies_next[:, k])
