@@ -70,8 +70,21 @@ def _assert_same(a: dict, b: dict) -> None:
                 assert x[k] == (y[k] if isinstance(x[k], str) else pytest.approx(y[k], rel=1e-4))
         for name in ck_a:
             for net, tensors in ck_a[name]["agent"].items():
-                torch.testing.assert_close(tensors, ck_b[name]["agent"][net], rtol=1e-4,
-                                           atol=1e-5)
+                _assert_float_order_close(tensors, ck_b[name]["agent"][net])
+
+
+def _assert_float_order_close(a, b) -> None:
+    """Same weights up to float summation order. Fused linears multiply flattened inputs, so
+    gradients differ in the last bits; Adam divides by sqrt(v), which lifts that noise to up to
+    one learning rate on a weight whose gradient is near zero. So: every weight within 1e-4
+    (about a step of lr 5e-4 at most), and at most 0.1% of them beyond 1e-5."""
+    a = a if isinstance(a, dict) else {"": a}
+    b = b if isinstance(b, dict) else {"": b}
+    assert a.keys() == b.keys()
+    for k in a:
+        diff = (a[k] - b[k]).abs()
+        assert diff.max() <= 1e-4, (k, diff.max())
+        assert (diff > 1e-5).float().mean() <= 1e-3, (k, (diff > 1e-5).sum())
 
 
 class RecordingPool(InlinePool):
