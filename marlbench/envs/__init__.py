@@ -16,8 +16,10 @@ def default_backend(map_name: str) -> str:
     return task_backends(map_name)[0]
 
 
-def make_env(map_name: str, batch_size: int, backend: str | None = None):
-    """Construct the batched environment of ``backend`` for one task (B parallel episodes)."""
+def make_env(map_name: str, batch_size: int, backend: str | None = None,
+             units: str | None = None):
+    """Construct the batched environment of ``backend`` for one task (B parallel episodes);
+    ``units`` picks the embedded StarCraft backend's unit profile (default ``smax``)."""
     from marlbench.envs.maps import get_map
 
     spec = get_map(map_name)
@@ -25,14 +27,17 @@ def make_env(map_name: str, batch_size: int, backend: str | None = None):
     if backend not in task_backends(map_name):
         raise ValueError(f"task {map_name} does not run on backend {backend!r}; it runs on: "
                          f"{', '.join(task_backends(map_name))}")
+    if units is not None and backend != "smax":
+        raise ValueError(f"unit profile {units!r} is for the smax backend, not {backend!r}")
     if backend == "grid":
         from marlbench.envs.cn import CNEnv
 
         return CNEnv(spec, batch_size)
     if backend == "smax":
         from marlbench.envs.smax import SmaxEnv
+        from marlbench.envs.units import DEFAULT_UNITS
 
-        return SmaxEnv(spec, batch_size)
+        return SmaxEnv(spec, batch_size, units or DEFAULT_UNITS)
     if backend == "sc2":
         from marlbench.envs.sc2 import Sc2Env
 

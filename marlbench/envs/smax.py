@@ -6,10 +6,12 @@ order, SMAC's global state, SMAC's action indices and masks, SMAC's shaped rewar
 won episode returns about 20, and ``battle_won``. B episodes advance together under one jitted
 call; an episode that has ended is frozen until the next reset.
 
-Where SMAX differs from StarCraft II (documented, not hidden): unit statistics and ranges come
-from SMAX (a marine shoots at range 5, not 6; sight 9), there are no shields, movement is
-SMAX's continuous motion, and the enemy is SMAX's built-in heuristic (attack the closest unit
-in range, otherwise advance), not StarCraft II's difficulty-7 AI.
+Two unit profiles (``units``, :mod:`marlbench.envs.units`): ``smax`` runs SMAX as JaxMARL ships
+it (its own unit table, 0.5 s per step, its heuristic enemy: attack the closest unit in range,
+otherwise advance); ``sc2`` runs StarCraft II's unit data and combat rules as SMAC meets them
+(:mod:`marlbench.envs.sc2_rules`: 8 game loops per step, edge-to-edge ranges, armour, SMAC's
+shoot range 6 and cooldown scale, the recorded 3m start, an attack-move enemy). Neither
+regenerates shields.
 """
 
 from __future__ import annotations
@@ -23,23 +25,18 @@ from pathlib import Path
 import numpy as np
 
 from marlbench.envs.maps import N_NO_ATTACK, Layout, MapSpec
+from marlbench.envs.units import (
+    DEFAULT_UNITS,
+    SMAC_MAX_COOLDOWN_LOOPS,
+    SMAC_SHOOT_RANGE,
+    SMAC_SIGHT_RANGE,
+    SMAX_UNIT_TYPES,
+    UnitProfile,
+    get_profile,
+    rally_point,
+    start_positions,
+)
 
-SMAX_UNIT_TYPES = {"marine": 0, "marauder": 1, "stalker": 2, "zealot": 3, "zergling": 4,
-                   "hydralisk": 5}
-# StarCraft II hit points and shields. SMAX keeps one pool per unit (its health equals their
-# sum: stalker 160, zealot 150), which is split back into SMAC's two bars, shields absorbing
-# damage first (shields do not regenerate in SMAX).
-SC2_HIT_POINTS = {"marine": 45.0, "marauder": 125.0, "stalker": 80.0, "zealot": 100.0,
-                  "zergling": 35.0, "hydralisk": 80.0}
-SC2_SHIELDS = {"marine": 0.0, "marauder": 0.0, "stalker": 80.0, "zealot": 50.0,
-               "zergling": 0.0, "hydralisk": 0.0}
-
-
-def _by_smax_type(values: dict[str, float]) -> np.ndarray:
-    out = np.zeros(len(SMAX_UNIT_TYPES), dtype=np.float32)
-    for unit, idx in SMAX_UNIT_TYPES.items():
-        out[idx] = values[unit]
-    return out
 REWARD_DEATH_VALUE = 10.0
 REWARD_WIN = 200.0
 REWARD_SCALE_RATE = 20.0
@@ -116,11 +113,13 @@ class SmaxEnv:
 
     backend = "smax"
 
-    def __init__(self, spec: MapSpec, batch_size: int):
+    def __init__(self, spec: MapSpec, batch_size: int, units: str | UnitProfile = DEFAULT_UNITS):
         unsupported = set(spec.ally_units + spec.enemy_units) - set(SMAX_UNIT_TYPES)
         if unsupported:
             raise ValueError(f"map {spec.name}: SMAX has no {', '.join(sorted(unsupported))}")
         self.spec = spec
+        self.profile: UnitProfile = units if isinstance(units, UnitProfile) else get_profile(units)
+        self.units = self.profile.name
         self.layout: Layout = spec.layout
         self.batch_size = batch_size
         self._build()
@@ -138,6 +137,7 @@ class SmaxEnv:
         types = [SMAX_UNIT_TYPES[u] for u in spec.ally_units + spec.enemy_units]
         sampled = bool(spec.sampled_from)
         scenario = Scenario(jnp.array(types, dtype=jnp.uint8), n, m, sampled, False)
+        prof = self.profile
         env = HeuristicEnemySMAX(
             scenario=scenario,
             max_steps=spec.episode_limit,
@@ -146,11 +146,31 @@ class SmaxEnv:
             walls_cause_death=False,
             see_enemy_actions=True,
             attack_mode="closest",
+            **prof.smax_kwargs(),
         )
         self._env = env
+        rules = None
+        if prof.sc2_rules:
+            from marlbench.envs.sc2_rules import Sc2Rules
+
+            rules = Sc2Rules(env._env, prof, n, m)
+            starts = start_positions(n, m, MAP_SIZE)
+            ally_start = jnp.asarray(starts[0])
+            enemy_start = jnp.asarray(starts[1])
+            rally = jnp.asarray(rally_point(MAP_SIZE))
+        self._rules = rules
         # per-unit constants are looked up from each episode's unit types (SMAX type ids)
-        hp_table = jnp.asarray(_by_smax_type(SC2_HIT_POINTS))
-        shield_table = jnp.asarray(_by_smax_type(SC2_SHIELDS))
+        hp_table = jnp.asarray(prof.column("hit_points"), dtype=jnp.float32)
+        shield_table = jnp.asarray(prof.column("shields"), dtype=jnp.float32)
+        if rules is None:  # SMAX's own: ranges centre to centre, cooldown by its own maximum
+            sight_table = env.unit_type_sight_ranges
+            shoot_table = env.unit_type_attack_ranges
+            cd_scale = env.unit_type_weapon_cooldowns
+        else:  # SMAC's: sight 9, shoot range 6, cooldown in game loops over SMAC's maximum
+            sight_table = jnp.full((len(SMAX_UNIT_TYPES),), SMAC_SIGHT_RANGE, jnp.float32)
+            shoot_table = jnp.full((len(SMAX_UNIT_TYPES),), SMAC_SHOOT_RANGE, jnp.float32)
+            cd_scale = jnp.asarray([SMAC_MAX_COOLDOWN_LOOPS[u] * prof.time_per_loop
+                                    for u in SMAX_UNIT_TYPES], dtype=jnp.float32)
         bits = spec.unit_type_bits
         onehot_table = np.zeros((len(SMAX_UNIT_TYPES), bits), dtype=np.float32)
         for k, unit in enumerate(spec.type_order):
@@ -168,9 +188,9 @@ class SmaxEnv:
                 "hp_max": hp_table[t],
                 "shield_max": shield_table[t],
                 "onehot": onehot_table[t],
-                "sight": env.unit_type_sight_ranges[a],
-                "shoot": env.unit_type_attack_ranges[a],
-                "max_cd": env.unit_type_weapon_cooldowns[a],
+                "sight": sight_table[a],
+                "shoot": shoot_table[a],
+                "max_cd": cd_scale[a],
                 "step_len": env.unit_type_velocities[a] * env.time_per_step
                 * env.world_steps_per_env_step,
             }
@@ -276,6 +296,13 @@ class SmaxEnv:
                 unit_types = jnp.concatenate([ally, enemy]).astype(s.state.unit_types.dtype)
                 s = s.replace(state=s.state.replace(
                     unit_types=unit_types, unit_health=env.unit_type_health[unit_types]))
+            if rules is not None:  # the recorded StarCraft II start; enemies in shuffled slots
+                order = jax.random.permutation(jax.random.fold_in(type_key, 1), m)
+                pos = jnp.concatenate([ally_start, enemy_start[order]])
+                inner = s.state.replace(
+                    unit_positions=pos.astype(s.state.unit_positions.dtype),
+                    prev_attack_actions=jnp.zeros_like(s.state.prev_attack_actions))
+                s = s.replace(state=rules.env._push_units_away(inner))
             # strong dtypes everywhere, so reset and step states share one compiled step
             s = jax.tree.map(lambda x: jax.lax.convert_element_type(x, x.dtype), s)
             last = jnp.zeros((n,), dtype=jnp.int32)
@@ -288,8 +315,14 @@ class SmaxEnv:
                 actions - N_NO_ATTACK + 5,
                 smac_to_smax_move[jnp.clip(actions, 0, N_NO_ATTACK - 1)],
             )
-            act = {agents[i]: smax_actions[i] for i in range(n)}
-            _, s2, _, _, _ = env.step_env(key, s, act)
+            if rules is None:
+                act = {agents[i]: smax_actions[i] for i in range(n)}
+                _, s2, _, _, _ = env.step_env(key, s, act)
+            else:  # SMAC's orders: stop, move 2 units N/S/E/W, attack enemy j
+                moving = (actions >= 2) & (actions < N_NO_ATTACK)
+                move = jnp.where(moving[:, None], move_dirs[jnp.clip(actions - 2, 0, 3)], 0.0)
+                target = jnp.where(actions >= N_NO_ATTACK, actions - N_NO_ATTACK + n, -1)
+                s2 = s.replace(state=rules.step(key, s.state, move, target, rally))
             inner_before, inner = s.state, s2.state
             hp0, hp1 = inner_before.unit_health[n:], inner.unit_health[n:]
             killed = inner_before.unit_alive[n:] & ~inner.unit_alive[n:]
@@ -370,6 +403,51 @@ class SmaxEnv:
         )
         self._done = self._done | res.done
         return res
+
+    # -- the fidelity yardstick's door: put recorded states in, read unit states out -----
+    def inject(self, positions: np.ndarray, pool: np.ndarray, ally_cooldown: np.ndarray,
+               step: np.ndarray, enemy_cooldown: np.ndarray | None = None,
+               enemy_target: np.ndarray | None = None) -> None:
+        """Overwrite what SMAC's state records of the B episodes: ``positions`` [B, N, 2] in
+        map units, ``pool`` [B, N] health + shields (0: dead), ``ally_cooldown`` [B, n] in
+        simulator seconds, ``step`` [B] the episode step. What SMAC's state does not record
+        (enemy cooldowns and, under StarCraft II's rules, the enemy's remembered targets,
+        unless ``enemy_cooldown`` / ``enemy_target`` [B, m] give them; target -1 keeps the
+        remembered one) stays the simulator's own."""
+        if self._state is None:
+            raise RuntimeError("call reset() before inject()")
+        jnp = self._jax.numpy
+        inner = self._state.state
+        n = self.spec.n_agents
+        cd = jnp.concatenate([jnp.asarray(ally_cooldown, dtype=inner.unit_weapon_cooldowns.dtype),
+                              inner.unit_weapon_cooldowns[:, n:]], axis=1)
+        inner = inner.replace(
+            unit_positions=jnp.asarray(positions, dtype=inner.unit_positions.dtype),
+            unit_health=jnp.asarray(pool, dtype=inner.unit_health.dtype),
+            unit_alive=jnp.asarray(pool > 0),
+            unit_weapon_cooldowns=cd,
+            step=jnp.asarray(step, dtype=inner.step.dtype),
+        )
+        if enemy_cooldown is not None:
+            inner = inner.replace(unit_weapon_cooldowns=inner.unit_weapon_cooldowns.at[:, n:].set(
+                jnp.asarray(enemy_cooldown, dtype=inner.unit_weapon_cooldowns.dtype)))
+        if enemy_target is not None and self._rules is not None:  # -1: keep the remembered
+            memory = inner.prev_attack_actions[:, n:]
+            given = jnp.asarray(enemy_target)
+            memory = jnp.where(given >= 0, given + 1, memory).astype(memory.dtype)
+            inner = inner.replace(prev_attack_actions=inner.prev_attack_actions.at[:, n:].set(
+                memory))
+        self._state = self._state.replace(state=inner)
+        self._done = np.zeros(self.batch_size, dtype=bool)
+
+    def unit_state(self) -> dict[str, np.ndarray]:
+        """The B episodes' raw unit state: positions, pool (health + shields), cooldowns
+        (simulator seconds), alive flags."""
+        inner = self._state.state
+        return {"positions": np.asarray(inner.unit_positions),
+                "pool": np.asarray(inner.unit_health),
+                "cooldown": np.asarray(inner.unit_weapon_cooldowns),
+                "alive": np.asarray(inner.unit_alive)}
 
     @property
     def all_done(self) -> bool:

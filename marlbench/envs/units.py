@@ -1,0 +1,184 @@
+"""Unit profiles of the embedded StarCraft backend: the statistics SMAX simulates units with.
+
+``smax`` is JaxMARL SMAX's own table (its constructor defaults). ``sc2`` is StarCraft II's
+unit data as SMAC meets it (game version 4.10, time in "faster" game seconds, 22.4 game loops
+per second, SMAC's step_mul 8), each value with its source in :data:`SC2_SOURCES`; what the
+facts leave open (how game time maps to simulator time) is fitted on real StarCraft II
+trajectories by ``marlbench env fidelity`` and stated in :data:`FITTED`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+UNIT_PROFILES = ("smax", "sc2")
+DEFAULT_UNITS = "smax"
+
+# SMAX's unit type order (jaxmarl smax_env.SMAX unit_type_names).
+SMAX_UNIT_TYPES = {"marine": 0, "marauder": 1, "stalker": 2, "zealot": 3, "zergling": 4,
+                   "hydralisk": 5}
+
+GAME_LOOPS_PER_SECOND = 22.4  # "faster" game speed (Liquipedia: Game Speed)
+SMAC_STEP_MUL = 8  # game loops per agent step (SMAC StarCraft2Env step_mul default)
+
+
+@dataclass(frozen=True)
+class UnitStats:
+    """One unit type. Distances in game units, times in faster game seconds."""
+
+    hit_points: float
+    shields: float
+    armour: float
+    damage: float  # per hit
+    hits: int  # hits per attack (a zealot strikes twice)
+    bonus_vs_armoured: float
+    armoured: bool
+    cooldown: float  # seconds between attacks
+    weapon_range: float  # edge to edge, as StarCraft II measures it
+    speed: float  # game units per second
+    radius: float
+    sight: float
+
+
+@dataclass(frozen=True)
+class UnitProfile:
+    """A backend's unit table and its time step."""
+
+    name: str
+    units: dict[str, UnitStats]
+    time_per_loop: float  # simulator seconds per world step
+    loops_per_step: int = SMAC_STEP_MUL
+    sc2_rules: bool = False  # armour, bonuses, edge ranges, attack-move enemy (sc2_rules.py)
+    enemy_acquire: str = "reach"  # sc2_rules: the attack-moving enemy picks targets in "reach"
+    # (weapon range, edge to edge) or "sight"
+    enemy_targeting: str = "random"  # sc2_rules: "random" agent in reach per shot, or the
+    # "closest" kept while in reach
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def column(self, attr: str) -> list[float]:
+        """``attr`` of every SMAX unit type, in SMAX's type order."""
+        return [float(getattr(self.units[u], attr)) for u in SMAX_UNIT_TYPES]
+
+    def smax_kwargs(self) -> dict:
+        return smax_kwargs(self)
+
+
+def _smax(hp, sh, damage, cooldown, rng, speed, radius, sight) -> UnitStats:
+    return UnitStats(hit_points=hp, shields=sh, armour=0.0, damage=damage, hits=1,
+                     bonus_vs_armoured=0.0, armoured=False, cooldown=cooldown,
+                     weapon_range=rng, speed=speed, radius=radius, sight=sight)
+
+
+# jaxmarl 0.2.0 smax_env.SMAX.__init__ defaults. SMAX keeps one pool (its unit_type_health:
+# stalker 160, zealot 150 = hit points + shields), split back here into SMAC's two bars.
+SMAX_PROFILE = UnitProfile(
+    name="smax",
+    units={
+        "marine": _smax(45, 0, 9.0, 0.61, 5.0, 3.15, 0.375, 9.0),
+        "marauder": _smax(125, 0, 10.0, 1.07, 6.0, 2.25, 0.5625, 10.0),
+        "stalker": _smax(80, 80, 13.0, 1.87, 6.0, 4.13, 0.625, 10.0),
+        "zealot": _smax(100, 50, 8.0, 0.86, 2.0, 3.15, 0.5, 9.0),
+        "zergling": _smax(35, 0, 5.0, 0.5, 2.0, 4.13, 0.375, 8.0),
+        "hydralisk": _smax(80, 0, 12.0, 0.59, 5.0, 3.15, 0.625, 9.0),
+    },
+    time_per_loop=1.0 / 16,
+)
+
+# SMAC's own constants (oxwhirl/smac smac/env/starcraft2/starcraft2.py): unit_shoot_range 6,
+# unit_sight_range 9, unit_max_cooldown (game loops; the state's cooldown is divided by it).
+SMAC_SHOOT_RANGE = 6.0
+SMAC_SIGHT_RANGE = 9.0
+SMAC_MAX_COOLDOWN_LOOPS = {"marine": 15, "marauder": 25, "stalker": 35, "zealot": 22,
+                           "zergling": 11, "hydralisk": 10}
+
+
+def _sc2(hp, sh, armour, damage, hits, bonus, armoured, cooldown, rng, speed, radius,
+         sight) -> UnitStats:
+    return UnitStats(hit_points=hp, shields=sh, armour=armour, damage=damage, hits=hits,
+                     bonus_vs_armoured=bonus, armoured=armoured, cooldown=cooldown,
+                     weapon_range=rng, speed=speed, radius=radius, sight=sight)
+
+
+SC2_PROFILE = UnitProfile(
+    name="sc2",
+    units={
+        "marine": _sc2(45, 0, 0, 6, 1, 0, False, 0.61, 5, 3.15, 0.375, 9),
+        "marauder": _sc2(125, 0, 1, 10, 1, 10, True, 1.07, 6, 3.15, 0.5625, 10),
+        "stalker": _sc2(80, 80, 1, 13, 1, 5, True, 1.34, 6, 4.13, 0.625, 10),
+        "zealot": _sc2(100, 50, 1, 8, 2, 0, False, 0.86, 0.1, 3.15, 0.5, 9),
+        "zergling": _sc2(35, 0, 0, 5, 1, 0, False, 0.497, 0.1, 4.13, 0.375, 8),
+        "hydralisk": _sc2(80, 0, 0, 12, 1, 0, True, 0.59, 5, 3.15, 0.625, 9),
+    },
+    time_per_loop=1.0 / GAME_LOOPS_PER_SECOND,
+    sc2_rules=True,
+)
+
+PROFILES = {"smax": SMAX_PROFILE, "sc2": SC2_PROFILE}
+
+
+def get_profile(name: str) -> UnitProfile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown unit profile {name!r}; choose one of: "
+                         f"{', '.join(UNIT_PROFILES)}") from None
+
+
+def smax_kwargs(profile: UnitProfile) -> dict:
+    """SMAX constructor arguments for ``profile`` (none for SMAX's own: its defaults)."""
+    if profile.name == "smax":
+        return {}
+    import jax.numpy as jnp
+
+    col = profile.column
+    pool = [h + s for h, s in zip(col("hit_points"), col("shields"), strict=True)]
+    return {
+        "unit_type_velocities": jnp.array(col("speed")),
+        "unit_type_attacks": jnp.array([d * k for d, k in zip(col("damage"), col("hits"),
+                                                              strict=True)]),
+        "unit_type_attack_ranges": jnp.array(col("weapon_range")),
+        "unit_type_sight_ranges": jnp.array(col("sight")),
+        "unit_type_radiuses": jnp.array(col("radius")),
+        "unit_type_health": jnp.array(pool),
+        "unit_type_weapon_cooldowns": jnp.array(col("cooldown")),
+        "time_per_step": profile.time_per_loop,
+        "world_steps_per_env_step": profile.loops_per_step,
+    }
+
+
+# The start of every recorded StarCraft II 3m episode (public ODIS 3m medium file, all 2000
+# episodes: allies at (-7, -0.69), (-7, 0), (-6.31, 0) from the centre, enemies at (6.86, -0.69),
+# (6.86, 0), (7.55, 0) in shuffled order): two clusters on the map's horizontal axis whose
+# centroids are 13.86 apart, units 0.6875 apart.
+SPAWN_OFFSET = {"ally": 7.0, "enemy": 7.3125}  # back column, from the centre
+SPAWN_SPACING = 0.6875
+
+
+# SMAC's maps (3m MapScript.galaxy and Objects, and the same points on 8m, 25m, 5m_vs_6m, 2s3z,
+# 3s5z, MMM, ...): the agents spawn at (9, 16), the enemy at (23, 16) on a 32 x 32 map, and
+# every enemy unit is ordered to attack-move to the agents' spawn point.
+AGENT_SPAWN = (9.0, 16.0)
+
+
+def rally_point(map_size: float) -> tuple[float, float]:
+    """Where the enemy attack-moves to: the agents' spawn, placed on a map of ``map_size``."""
+    return AGENT_SPAWN[0] - 16.0 + map_size / 2, AGENT_SPAWN[1] - 16.0 + map_size / 2
+
+
+def start_positions(n: int, m: int, map_size: float):
+    """Ally and enemy start positions: each team on a compact grid (columns toward the
+    enemy first), the allies left of the centre and the enemies mirrored on the right."""
+    import numpy as np
+
+    def team(k: int, side: float) -> np.ndarray:
+        rows = int(np.ceil(np.sqrt(k)))
+        back = SPAWN_OFFSET["ally" if side < 0 else "enemy"]
+        out = []
+        for i in range(k):
+            col, row = divmod(i, rows)
+            out.append([side * (back - col * SPAWN_SPACING), -row * SPAWN_SPACING])
+        pts = np.asarray(out, dtype=np.float32)
+        pts[:, 1] -= (pts[:, 1].max() + pts[:, 1].min()) / 2  # centred vertically
+        return pts + map_size / 2
+
+    return team(n, -1.0), team(m, 1.0)
