@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import typer
@@ -14,12 +15,21 @@ from marlbench.errors import UserError
 
 env_app = typer.Typer(help="Inspect and benchmark environments.", no_args_is_help=True)
 
-SMAX_NOTE = (
-    "Embedded SMAX backend: unit statistics, ranges and movement come from SMAX (marine range 5, "
-    "not 6); SMAX keeps one health pool per unit, split back into hit points and shields "
-    "(shields do not regenerate); the enemy is SMAX's heuristic, not StarCraft II's difficulty-7 "
-    "AI. Win rates are not comparable to StarCraft II numbers."
-)
+SMAX_NOTES = {
+    "smax": (
+        "Embedded SMAX backend, units smax: SMAX's own unit table (marine damage 9, range 5 "
+        "centre to centre), 0.5 s of game per step, no armour; one health pool per unit, split "
+        "back into hit points and shields (no regeneration); SMAX's heuristic enemy. Measured "
+        "against real StarCraft II in the README (`marlbench env fidelity`); win rates are not "
+        "comparable to StarCraft II numbers."),
+    "sc2": (
+        "Embedded SMAX backend, units sc2: StarCraft II's unit data and combat rules as SMAC "
+        "meets them (8 game loops per step at 22.4 loops/s, edge-to-edge ranges, armour and "
+        "bonuses, SMAC's shoot range 6), the recorded 3m start, an attack-move enemy. No shield "
+        "regeneration, acceleration or pathing. Measured against real StarCraft II in the "
+        "README (`marlbench env fidelity`)."),
+}
+UNITS_HELP = "Embedded backend's unit profile: smax (SMAX's own) | sc2 (StarCraft II's)"
 
 
 SC2_NOTE = (
@@ -30,6 +40,15 @@ CN_NOTE = (
     "Grid cooperative navigation with the semantics of ODIS's grid_mpe (landmarks play the "
     "enemy role in the entity layout; 5 actions, none of them attacks)."
 )
+
+
+def _units(units: str) -> str:
+    from marlbench.envs.units import UNIT_PROFILES
+
+    if units not in UNIT_PROFILES:
+        raise UserError(f"--units: unknown unit profile {units!r}; choose one of: "
+                        f"{', '.join(UNIT_PROFILES)}")
+    return units
 
 
 def _spec(map_name: str):
@@ -46,6 +65,7 @@ def _spec(map_name: str):
 def info(
     map_name: str = typer.Argument(..., help="SMAC map name, e.g. 3m, 5m_vs_6m, 2s3z"),
     backend: str = typer.Option(None, "--backend", help="smax | grid (default: the task's)"),
+    units: str = typer.Option("smax", "--units", help=UNITS_HELP),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
 ) -> None:
     """Agents, enemies, observation / state widths, actions, entity layout and episode limit.
@@ -61,10 +81,12 @@ def info(
     if backend not in task_backends(spec.name):
         raise UserError(f"{spec.name} runs on backend(s) {', '.join(task_backends(spec.name))}, "
                         f"not {backend!r}")
+    _units(units)
     lay = spec.layout
     data = {
         "map": spec.name,
         "backend": backend,
+        **({"units": units} if backend == "smax" else {}),
         "n_agents": spec.n_agents,
         "n_enemies": spec.n_enemies,
         "ally_units": (f"drawn each episode from {', '.join(spec.sampled_from)}"
@@ -83,7 +105,7 @@ def info(
             "ally": [lay.n_agents - 1, lay.ally_feats],
             "own": lay.own_feats,
         },
-        "notes": {"smax": SMAX_NOTE, "grid": CN_NOTE, "sc2": SC2_NOTE}[backend],
+        "notes": {"smax": SMAX_NOTES[units], "grid": CN_NOTE, "sc2": SC2_NOTE}[backend],
     }
     if as_json:
         print(json.dumps(data, indent=2))
@@ -102,6 +124,7 @@ def bench(
                                  help="Parallel episodes"),
     policy: str = typer.Option("random", "--policy", help="random | heuristic"),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1),
+    units: str = typer.Option("smax", "--units", help=UNITS_HELP),
 ) -> None:
     """Play one batch of episodes and print env-steps/s and win rate.
 
@@ -119,8 +142,9 @@ def bench(
     if episodes <= 0:
         raise UserError("--episodes must be positive")
     spec = _spec(map_name)
+    _units(units)
     t0 = time.perf_counter()
-    env = make_env(spec.name, episodes)
+    env = make_env(spec.name, episodes, units=None if spec.name.startswith("cn-") else units)
     rng = np.random.default_rng(seed)
     script = FocusFirePolicy(env.layout, 0.0, rng)
 
@@ -141,3 +165,139 @@ def bench(
         f"{steps / dt:,.0f} env-steps/s ({steps} steps in {dt:.2f} s; warm-up roll-out "
         f"with start-up and compilation {warm:.1f} s)"
     )
+
+
+def _recorded(map_name: str, data: Path):
+    """The recorded episodes of ``data`` (an ODIS part file, or a folder of them), checked
+    against the map's layout."""
+    from marlbench.data.dataset import check_layout
+    from marlbench.data.format import EpisodeArrays, open_layout, read_part
+    from marlbench.envs.smax import SmaxEnv  # noqa: F401  (StarCraft maps only)
+
+    spec = _spec(map_name)
+    if spec.name.startswith("cn-"):
+        raise UserError(f"{spec.name} is a grid task: the fidelity yardstick is for StarCraft "
+                        "maps recorded in StarCraft II")
+    if not data.exists():
+        raise UserError(f"--data: {data} does not exist")
+    parts = sorted(data.glob("part_*.h5")) if data.is_dir() else [data]
+    if not parts:
+        raise UserError(f"--data: {data} holds no part_*.h5 files")
+    for p in parts:
+        layout = open_layout(p)
+        check_layout(p, layout.shapes, spec.layout, spec.name)
+    eps = EpisodeArrays.concat([read_part(p) for p in parts])
+    if int((eps.lengths > 1).sum()) == 0:
+        raise UserError(f"--data: {data} holds no episode with a transition")
+    return spec, eps
+
+
+@env_app.command("fidelity")
+@user_errors
+def fidelity(
+    map_name: str = typer.Argument(..., help="SMAC map the recording was made on, e.g. 3m"),
+    data: Path = typer.Option(..., "--data", help="Recorded StarCraft II episodes: an ODIS "
+                              "part file (.h5) or a folder of part_*.h5"),
+    units: str = typer.Option("smax,sc2", "--units",
+                              help="Unit profiles to measure, comma-separated"),
+    updates: int = typer.Option(1000, "--updates", min=0, max=1_000_000,
+                                help="BC-t task batches for the transfer test (0: skip it)"),
+    episodes: int = typer.Option(256, "--episodes", min=1, max=65_536,
+                                 help="Roll-outs of the cloned policy per profile"),
+    fit: bool = typer.Option(False, "--fit", help="Also fit the sc2 profile's game-time "
+                             "scale to the one-step position error"),
+    seed: int = typer.Option(1, "--seed", min=0, max=2**31 - 1),
+    out: Path = typer.Option(Path("results/fidelity"), "--out",
+                             help="Folder for <map>.json and <map>.png"),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
+) -> None:
+    """Measure the embedded simulator against real StarCraft II episodes.
+
+    One-step test: every recorded state is put into the simulator, the recorded joint action
+    applied, and the next state compared feature by feature (positions in map units, health
+    and shields as fractions, the agents' cooldowns in game loops, deaths, reward). Episode
+    test: a BC-t policy cloned from the recording plays the embedded map with each profile,
+    next to the recording's own win rate and return.
+
+    Example: marlbench env fidelity 3m --data dataset/3m/medium/qmix_2022-04-03_12-49-45
+    """
+    import dataclasses
+
+    import torch
+    from rich.progress import Progress
+
+    from marlbench import fidelity as fid
+    from marlbench.envs.units import GAME_LOOPS_PER_SECOND, get_profile
+    from marlbench.fileio import write_json
+
+    names = [u.strip() for u in units.split(",") if u.strip()]
+    if not names:
+        raise UserError("--units: name at least one unit profile")
+    for u in names:
+        _units(u)
+    spec, eps = _recorded(map_name, data)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        size = fid.playable_size(eps, spec)
+    except ValueError as exc:
+        raise UserError(f"--data {data}: {exc}") from None
+    dec = fid.decode(eps, spec, size)
+    e, _ = fid.transitions(eps)
+    report: dict = {"map": spec.name, "data": str(data), "episodes": eps.n_episodes,
+                    "transitions": int(e.size), "playable_size": size,
+                    "one_step": {"stand still": fid.stand_still(spec, eps, dec)},
+                    "episode": {"recorded": fid.recorded_episodes(spec, eps, dec)}}
+    profiles = {u: get_profile(u) for u in names}
+    with Progress(console=console, transient=True) as bar:
+        job = bar.add_task("one-step", total=len(profiles))
+        for u, prof in profiles.items():
+            report["one_step"][u] = fid.one_step(spec, eps, dec, prof, seed)
+            bar.advance(job)
+        if fit:
+            scales = [0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2]
+            best, errs = fid.fit_time_scale(spec, eps, dec, scales)
+            report["fit"] = {"time_scale": best, "position_error_by_scale": errs,
+                             "time_per_loop": best / GAME_LOOPS_PER_SECOND}
+        if updates:
+            torch.set_num_threads(1)
+            job = bar.add_task("BC-t on the recording", total=updates)
+            policy = fid.clone_bc_t(spec, eps, updates, seed,
+                                    progress=lambda i, n, _d: bar.update(job, completed=i))
+            report["transfer_updates"] = updates
+            for u, prof in profiles.items():
+                report["episode"][f"BC-t on {u}"] = fid.transfer(policy, spec, prof, episodes,
+                                                                 seed)
+    write_json(out / f"{spec.name}.json", report)
+    fid.plot(report, out / f"{spec.name}.png")
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    _print_fidelity(report, list(profiles))
+    console.print(f"wrote {out / (spec.name + '.json')} and {out / (spec.name + '.png')}")
+    del dataclasses
+
+
+def _print_fidelity(report: dict, names: list[str]) -> None:
+    from marlbench.fidelity import FEATURES, UNITS
+
+    rows = report["one_step"]
+    t = Table(title=f"{report['map']}: one-step error against recorded StarCraft II "
+                    f"({report['transitions']} transitions)")
+    t.add_column("feature")
+    t.add_column("unit")
+    for col in rows:
+        t.add_column(col, justify="right")
+    for f in FEATURES:
+        if all(f in r for r in rows.values()):
+            t.add_row(f.replace("_", " "), UNITS[f], *(f"{r[f]:.3f}" for r in rows.values()))
+    console.print(t)
+    ep = Table(title="episodes: the recording, and BC-t cloned from it on the embedded map")
+    for col in ("", "win rate", "mean return", "mean length", "episodes"):
+        ep.add_column(col, justify="right" if col else "left")
+    for name, r in report["episode"].items():
+        ep.add_row(name, f"{100 * r['win_rate']:.1f} %", f"{r['mean_return']:.2f}",
+                   f"{r['mean_length']:.1f}", str(r["episodes"]))
+    console.print(ep)
+    if "fit" in report:
+        console.print(f"fitted game-time scale: {report['fit']['time_scale']} "
+                      f"(position error by scale: {report['fit']['position_error_by_scale']})")

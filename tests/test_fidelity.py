@@ -1,0 +1,122 @@
+"""The fidelity yardstick: hand-made recordings with known one-step answers, then the real
+StarCraft II recording (ODIS 3m medium) against both unit profiles."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from marlbench import fidelity as F
+from marlbench.cli.main import app
+from marlbench.data.format import EpisodeArrays, read_part
+from marlbench.envs.maps import get_map
+from marlbench.envs.units import SC2_PROFILE, SMAX_PROFILE
+
+SPEC = get_map("3m")
+SIZE = 28.0  # SMAC's playable width of 3m, as the recording shows it
+MOVE = 3.15 * 8 / 22.4  # a marine's step in StarCraft II: 1.125
+
+
+def _recording(allies: np.ndarray, enemies: np.ndarray, actions: np.ndarray) -> EpisodeArrays:
+    """One 3m episode in the ODIS layout from unit positions relative to the map centre:
+    allies / enemies [T+1, 3, 2]; every unit at full health, weapons cool."""
+    t1 = allies.shape[0]
+    state = np.zeros((1, t1, 48), np.float32)
+    obs = np.zeros((1, t1, 3, 30), np.float32)
+    for t in range(t1):
+        for i in range(3):
+            state[0, t, 4 * i:4 * i + 4] = [1, 0, *(allies[t, i] / SIZE)]
+            state[0, t, 12 + 3 * i:15 + 3 * i] = [1, *(enemies[t, i] / SIZE)]
+            for k, j in enumerate([j for j in range(3) if j != i]):  # allies seen by agent i
+                d = allies[t, j] - allies[t, i]
+                obs[0, t, i, 19 + 5 * k:24 + 5 * k] = [1, np.linalg.norm(d) / 9, *(d / 9), 1]
+    act = np.zeros((1, t1, 3), np.int64)
+    act[0, :-1] = actions
+    filled = np.ones((1, t1), np.int64)
+    return EpisodeArrays(obs=obs, state=state, actions=act,
+                         avail_actions=np.ones((1, t1, 3, 9), np.int32),
+                         reward=np.zeros((1, t1), np.float32),
+                         terminated=np.eye(1, t1, t1 - 2, dtype=np.uint8), filled=filled)
+
+
+@pytest.fixture(scope="module")
+def marching():
+    """Allies walk east and the enemy west toward the agents' spawn, far apart: StarCraft II
+    moves a marine 1.125 per step."""
+    allies = np.array([[-7.0, -2.0], [-7.0, 0.0], [-7.0, 2.0]])
+    enemies = np.array([[5.0, 0.0], [6.0, 0.0], [7.0, 0.0]])
+    steps = np.arange(3)[:, None, None]
+    a = allies[None] + steps * np.array([MOVE, 0.0])
+    e = enemies[None] - steps * np.array([MOVE, 0.0])
+    eps = _recording(a, e, np.full((2, 3), 4))  # move east
+    return eps, F.decode(eps, SPEC, F.playable_size(eps, SPEC))
+
+
+def test_decoding_recovers_the_playable_size_and_positions(marching):
+    eps, dec = marching
+    assert F.playable_size(eps, SPEC) == pytest.approx(SIZE, rel=1e-5)
+    np.testing.assert_allclose(dec.positions[0, 1, 0], [-7 + MOVE, -2], atol=1e-5)
+    assert dec.alive.all() and (dec.health == 1).all()
+    assert F.transitions(eps)[0].size == 2
+
+
+def test_known_one_step_answers(marching):
+    eps, dec = marching
+    still = F.stand_still(SPEC, eps, dec)
+    assert still["ally_position"] == pytest.approx(MOVE, abs=1e-5)
+    sc2 = F.one_step(SPEC, eps, dec, SC2_PROFILE)
+    assert sc2["ally_position"] == pytest.approx(0.0, abs=1e-4)
+    assert sc2["enemy_position"] == pytest.approx(0.0, abs=1e-4)
+    smax = F.one_step(SPEC, eps, dec, SMAX_PROFILE)  # SMAX: 3.15 x 0.5 s = 1.575 a step
+    assert smax["ally_position"] == pytest.approx(1.575 - MOVE, abs=1e-4)
+    for r in (sc2, smax):
+        assert r["ally_health"] == r["enemy_health"] == r["deaths"] == r["reward"] == 0.0
+    assert F.recorded_episodes(SPEC, eps, dec)["win_rate"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def odis(request):
+    from tests.conftest import ODIS_3M
+
+    if not ODIS_3M.exists():
+        pytest.skip(f"ODIS sample data not found at {ODIS_3M}")
+    eps = read_part(ODIS_3M / "part_0.h5")
+    return eps, F.decode(eps, SPEC, F.playable_size(eps, SPEC))
+
+
+def test_on_real_starcraft_the_calibrated_profile_halves_the_errors(odis):
+    eps, dec = odis
+    sub = eps.select(slice(0, 300))
+    dsub = F.decode(sub, SPEC, SIZE)
+    smax = F.one_step(SPEC, sub, dsub, SMAX_PROFILE)
+    sc2 = F.one_step(SPEC, sub, dsub, SC2_PROFILE)
+    for f in ("ally_position", "enemy_position", "enemy_health", "reward"):
+        assert sc2[f] <= smax[f] / 2, (f, sc2[f], smax[f])
+    assert sc2["ally_health"] < smax["ally_health"] and sc2["deaths"] < smax["deaths"]
+    rec = F.recorded_episodes(SPEC, eps, dec)
+    assert rec["win_rate"] == pytest.approx(0.5415) and rec["episodes"] == 2000
+    assert rec["mean_return"] == pytest.approx(14.004, abs=1e-3)
+
+
+def test_cli_writes_the_report_and_refuses_bad_input(odis, tmp_path):
+    from tests.conftest import ODIS_3M
+
+    runner = CliRunner()
+    out = tmp_path / "fid"
+    res = runner.invoke(app, ["env", "fidelity", "3m", "--data", str(ODIS_3M), "--updates",
+                              "0", "--units", "sc2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "3m.json").read_text())
+    assert set(report["one_step"]) == {"stand still", "sc2"}
+    assert report["transitions"] == int((eps_len := read_part(ODIS_3M / "part_0.h5")
+                                         .lengths - 1).sum()) and eps_len.min() >= 1
+    assert (out / "3m.png").stat().st_size > 10_000
+    for args, msg in [(["--data", str(tmp_path / "nope")], "does not exist"),
+                      (["--data", str(ODIS_3M), "--units", "sc3"], "unknown unit profile"),
+                      (["--data", str(tmp_path)], "holds no part_*.h5")]:
+        res = runner.invoke(app, ["env", "fidelity", "3m", *args, "--out", str(out)])
+        assert res.exit_code == 2 and msg in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["env", "fidelity", "5m", "--data", str(ODIS_3M), "--out",
+                              str(out)])
+    assert res.exit_code == 2 and "does not fit task 5m" in res.output
