@@ -20,14 +20,14 @@ def max_parallel(backend: str | None) -> int:
     if backend == "sc2":
         return int(os.environ.get("MARLBENCH_SC2_PARALLEL", "4"))
     return MAX_PARALLEL
-_ENV_CACHE: dict[tuple[str, int, str | None], object] = {}
+_ENV_CACHE: dict[tuple[str, int, str | None, str | None], object] = {}
 
 
-def cached_env(task: str, batch: int, backend: str | None):
+def cached_env(task: str, batch: int, backend: str | None, units: str | None = None):
     """Reuse a constructed (and compiled) environment within one worker process."""
-    key = (task, batch, backend)
+    key = (task, batch, backend, units)
     if key not in _ENV_CACHE:
-        _ENV_CACHE[key] = make_env(task, batch, backend)
+        _ENV_CACHE[key] = make_env(task, batch, backend, units)
     return _ENV_CACHE[key]
 
 
@@ -38,6 +38,7 @@ def evaluate(
     seed: int,
     backend: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    units: str | None = None,
 ) -> dict:
     """Win rate and return statistics of greedy ``policy`` over ``episodes`` episodes."""
     won, returns, lengths, dead_a, dead_e = [], [], [], [], []
@@ -47,7 +48,7 @@ def evaluate(
     parallel = max_parallel(backend)
     while done < episodes:
         b = min(parallel, episodes - done)
-        env = cached_env(task, b, backend)
+        env = cached_env(task, b, backend, units)
         r = rollout(env, PolicyActor(policy, task, b), seed * 7919 + chunk)
         keep = ~r.crashed  # an episode lost to a simulator crash is played again
         lost += int(r.crashed.sum())

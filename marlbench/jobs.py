@@ -36,7 +36,8 @@ def _behaviour(job: Job, out: Path, store: Store, opts: dict, progress: Progress
     from marlbench.data.protocol import train_behaviour
 
     c = job.config
-    summary = train_behaviour(c["task"], c["backend"], c["settings"], c["seed"], out, progress)
+    summary = train_behaviour(c["task"], c["backend"], c["settings"], c["seed"], out, progress,
+                              c.get("units"))
     logging.info("behaviour %s: expert eval win %.3f at %d steps; medium eval win %.3f at %d "
                  "steps (threshold %.3f)", c["task"], summary["expert"]["eval_win_rate"],
                  summary["expert"]["env_steps"], summary["medium"]["eval_win_rate"],
@@ -56,7 +57,7 @@ def _dataset(job: Job, out: Path, store: Store, opts: dict, progress: Progress) 
                                 progress)
     else:
         manifest = collect_scripted(c["task"], c["quality"], c["episodes"], c["seed"], out,
-                                    c["backend"], progress)
+                                    c["backend"], progress, c.get("units"))
     logging.info("collected %s/%s: %s", c["task"], c["quality"], json.dumps(
         {k: manifest[k] for k in ("episodes", "mean_return", "win_rate")}))
 
@@ -106,7 +107,7 @@ def _eval(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> 
     learner.load_state_dict(ckpt["learner"])
     start = time.time()
     stats = evaluate(learner.policy(), c["task"], c["episodes"],
-                     c["eval_seed"] * 1000 + c["seed"], c["backend"], progress)
+                     c["eval_seed"] * 1000 + c["seed"], c["backend"], progress, c.get("units"))
     record = {
         "suite": opts.get("suite"),
         "algorithm": c["algorithm"],
@@ -120,6 +121,7 @@ def _eval(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> 
         **stats,
         "wall_time_s": round(time.time() - start, 3),
         "backend": c["backend"],
+        "units": c.get("units"),
         "versions": package_versions(),
         "config_hash": c["train"],
         "job_id": job.id,

@@ -103,7 +103,7 @@ def make_plan(suite: Suite, data_dir: Path | None = None) -> Plan:
     def collected(task: str, quality: str) -> Job:
         q = get_quality(quality)
         config: dict[str, Any] = {
-            "backend": suite.backend,
+            **suite.env(),
             "task": task,
             "quality": quality,
             "episodes": suite.data.episodes,
@@ -113,7 +113,7 @@ def make_plan(suite: Suite, data_dir: Path | None = None) -> Plan:
         deps = []
         if q.producer == "behaviour":
             behaviour = add(Job("behaviour", {
-                "backend": suite.backend,
+                **suite.env(),
                 "task": task,
                 "settings": suite.data.behaviour.model_dump(),
                 "seed": suite.data.seed,
@@ -158,7 +158,7 @@ def make_plan(suite: Suite, data_dir: Path | None = None) -> Plan:
                             {
                                 "algorithm": entry.name,
                                 "label": entry.label,
-                                "backend": suite.backend,
+                                **suite.env(),
                                 "params": resolved_params(suite, entry),
                                 "task_set": set_name,
                                 "seen": list(task_set.seen),
@@ -192,7 +192,7 @@ def make_plan(suite: Suite, data_dir: Path | None = None) -> Plan:
                                         "split": task_set.split(task),
                                         "episodes": suite.evaluation.episodes,
                                         "eval_seed": suite.evaluation.seed,
-                                        "backend": suite.backend,
+                                        **suite.env(),
                                         "version": EVALUATOR_VERSION,
                                     },
                                     deps=[train.id],

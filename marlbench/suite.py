@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from marlbench.data.qualities import QUALITIES
 from marlbench.envs import BACKENDS
 from marlbench.envs.tasksets import TASK_SETS
+from marlbench.envs.units import DEFAULT_UNITS
 from marlbench.errors import UserError
 from marlbench.fields import Count, Device, Interval, Rate, Seed
 from marlbench.fileio import error_field, error_message, is_safe_name, read_text
@@ -230,6 +231,9 @@ class Suite(_Strict):
     name: str = Field(description="the suite's name; also the file name of its plan")
     description: str = Field("", max_length=10_000)
     backend: str = "smax"
+    units: Literal["smax", "sc2"] | None = Field(
+        None, description="the embedded backend's unit profile: smax (SMAX's own) or sc2 "
+        "(StarCraft II's units and rules); default smax; smax backend only")
     task_sets: list[str] = Field(min_length=1)
     qualities: list[str] = Field(min_length=1)
     seeds: list[Seed] = Field(min_length=1, max_length=1000)
@@ -282,8 +286,18 @@ class Suite(_Strict):
     def _qualities(cls, v: list[str]) -> list[str]:
         return _check_names(v, QUALITIES, "data quality")
 
+    def env(self) -> dict[str, str]:
+        """What names the simulated environment in every job's config: the backend, and on
+        the embedded one its unit profile."""
+        if self.backend != "smax":
+            return {"backend": self.backend}
+        return {"backend": self.backend, "units": self.units or DEFAULT_UNITS}
+
     @model_validator(mode="after")
     def _backend_fits_task_sets(self) -> Suite:
+        if self.units is not None and self.backend != "smax":
+            raise ValueError(f"units: a unit profile ({self.units!r}) is for the embedded smax "
+                             f"backend, not {self.backend!r}")
         for name in self.task_sets:
             backends = TASK_SETS[name].backends
             if self.backend not in backends:

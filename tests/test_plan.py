@@ -123,3 +123,24 @@ def test_the_paper_profiles_carry_the_references_budgets():
     for source in ("odis.yaml pretrain_steps 15000", "HiSSD src/config/envs/sc2_offline.yaml",
                    "Stairs-Former src/config/envs/sc2_offline.yaml"):
         assert source in text  # each budget names the reference file it comes from
+
+
+def test_the_unit_profile_names_every_job_and_changes_every_id():
+    a, b = _plan(), _plan(units="sc2")
+    for kind in ("dataset", "train", "eval"):
+        assert not _ids(a, kind) & _ids(b, kind)
+        assert {j.config["units"] for j in b.of_kind(kind)} == {"sc2"}
+        assert {j.config["units"] for j in a.of_kind(kind)} == {"smax"}  # the default
+    assert _ids(_plan(units="smax"), "eval") == _ids(a, "eval")
+
+
+def test_a_unit_profile_is_for_the_embedded_backend_only():
+    import pytest
+    from pydantic import ValidationError
+
+    cfg = {**copy.deepcopy(BASE), "task_sets": ["cn"], "qualities": ["scripted"],
+           "backend": "grid", "units": "sc2"}
+    with pytest.raises(ValidationError, match="unit profile"):
+        Suite.model_validate(cfg)
+    with pytest.raises(ValidationError, match="units"):
+        Suite.model_validate({**copy.deepcopy(BASE), "units": "sc3"})

@@ -96,6 +96,7 @@ class Manifest(StrictModel):
     format: Literal["odis-hdf5"]
     task: str
     backend: str | None
+    units: Literal["smax", "sc2"] | None = None  # the embedded backend's unit profile
     quality: str
     source: str | None = None
     origin: str | None = None
@@ -308,6 +309,7 @@ def collect_scripted(
     out_dir: Path,
     backend: str | None = None,
     progress: Progress | None = None,
+    units: str | None = None,
 ) -> dict:
     """Collect ``episodes`` episodes of a scripted quality on ``task``."""
     existing = existing_dataset(out_dir)
@@ -315,7 +317,7 @@ def collect_scripted(
         return existing
     q = get_quality(quality)
     batch = min(COLLECT_BATCH, episodes)
-    env = make_env(task, batch, backend)
+    env = make_env(task, batch, backend, units)
     writer = DatasetWriter(out_dir, episodes, env.layout)
     policy = FocusFirePolicy(env.layout, q.epsilon, np.random.default_rng(seed))
     chunk = 0
@@ -330,6 +332,7 @@ def collect_scripted(
     return writer.finish({
         "task": task,
         "backend": backend,
+        **({"units": units} if units is not None else {}),
         "quality": quality,
         "behaviour_policy": {"name": "focus_fire", "epsilon": q.epsilon,
                              "description": q.description, "checkpoint": None},

@@ -146,6 +146,7 @@ class BehaviourSummary(StrictModel):
 
     task: str
     backend: str
+    units: Literal["smax", "sc2"] | None = None
     algorithm: Literal["mappo"]
     config: dict[str, Any]
     settings: _Settings
@@ -191,6 +192,7 @@ def train_behaviour(
     seed: int,
     run_dir: Path,
     progress: Progress | None = None,
+    units: str | None = None,
 ) -> dict:
     """Train (or resume, or reuse) the behaviour run of one task; return its summary."""
     run_dir = Path(run_dir)
@@ -202,7 +204,7 @@ def train_behaviour(
     # one thread: the networks are small, and the run is then bit-identical on every machine
     # (and across a resume)
     torch.set_num_threads(1)
-    env = make_env(task, settings["batch_episodes"], backend)
+    env = make_env(task, settings["batch_episodes"], backend, units)
     config = behaviour_config(settings)
     learner = Mappo(env.layout, config, seed)
     log = ReplayLog(run_dir / "replay")
@@ -258,6 +260,8 @@ def train_behaviour(
         if progress:
             progress(min(st["env_steps"], total), total, f"behaviour {task}")
     summary = _summarise(task, backend, settings, seed, config, st)
+    if units is not None:
+        summary["units"] = units
     summary["wall_time_s"] = round(st["elapsed_s"], 2)
     summary["resumed_at_env_steps"] = resumed_at or None
     _prune_checkpoints(ckpt_dir, summary)
@@ -334,9 +338,11 @@ def make_quality(
         return existing
     behaviour_dir = Path(behaviour_dir)
     summary = read_summary(behaviour_dir)
-    task, backend = summary["task"], summary["backend"]
+    task, backend, units = summary["task"], summary["backend"], summary.get("units")
     meta: dict[str, Any] = {"task": task, "backend": backend, "quality": quality,
                             "collection_seed": seed}
+    if units is not None:
+        meta["units"] = units
     policy = {"name": "mappo", "config": summary["config"], "trained_env_steps":
               summary["env_steps"], "behaviour_run": behaviour_dir.name}
     if quality == "medium-replay":
@@ -360,7 +366,7 @@ def make_quality(
         return writer.finish(meta)
     which = {"expert": "expert", "medium": "medium"}[quality]
     point = summary[which]
-    env = make_env(task, summary["settings"]["batch_episodes"], backend)
+    env = make_env(task, summary["settings"]["batch_episodes"], backend, units)
     learner = load_behaviour_policy(behaviour_dir, point["checkpoint"], env.layout)
     writer = DatasetWriter(out_dir, episodes, env.layout)
     base = seed * 1_000_003 + (500_000 if quality == "expert" else 700_000)

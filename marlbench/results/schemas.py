@@ -88,6 +88,7 @@ class Record(_Schema):
     crashed_episodes: Annotated[StrictInt, Field(ge=0)] | None = None
     wall_time_s: NonNegativeFloat
     backend: Name
+    units: Literal["smax", "sc2"] | None = None
     versions: dict[str, str]
     config_hash: JobId
     job_id: JobId

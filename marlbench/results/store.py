@@ -27,8 +27,8 @@ from marlbench.results.schemas import JobFile, PlanFile, Records, StatusFile, is
 EVAL_KEYS = ("label", "task_set", "quality", "seed", "task", "step")
 RECORD_COLUMNS = [
     "suite", "algorithm", "label", "task_set", "quality", "seed", "task", "split", "step",
-    "win_rate", "mean_return", "episodes", "wall_time_s", "backend", "versions", "config_hash",
-    "job_id", "finished_at",
+    "win_rate", "mean_return", "episodes", "wall_time_s", "backend", "units", "versions",
+    "config_hash", "job_id", "finished_at",
 ]
 
 
