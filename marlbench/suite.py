@@ -494,8 +494,9 @@ def read_yaml(path: Path) -> tuple[Any, dict]:
     return raw, _line_map(node)
 
 
-def load_suite(path: str | Path, profile: str | None = None) -> Suite:
-    """Read, merge the profile, and validate a suite file; raise UserError listing problems."""
+def load_suite(path: str | Path, profile: str | None = None, units: str | None = None) -> Suite:
+    """Read, merge the profile (and a ``units`` override from the command line), and validate
+    a suite file; raise UserError listing problems."""
     path = Path(path)
     raw, lines = read_yaml(path)
     if not isinstance(raw, dict):
@@ -517,6 +518,13 @@ def load_suite(path: str | Path, profile: str | None = None) -> Suite:
         for loc, line in list(lines.items()):
             if loc[:2] == ("profiles", profile) and len(loc) > 2:
                 lines[loc[2:]] = line
+    if units is not None:
+        from marlbench.envs.units import UNIT_PROFILES
+
+        if units not in UNIT_PROFILES:
+            raise UserError(f"--units: unknown unit profile {units!r}; choose one of: "
+                            f"{', '.join(UNIT_PROFILES)}")
+        data = {**data, "units": units}
     try:
         suite = Suite.model_validate(data)
     except ValidationError as exc:

@@ -83,6 +83,18 @@ def info(
                         f"not {backend!r}")
     _units(units)
     lay = spec.layout
+    stats = {}
+    if backend == "smax":
+        from marlbench.envs.units import get_profile
+
+        prof = get_profile(units)
+        for u in dict.fromkeys(spec.ally_units + spec.enemy_units + spec.sampled_from):
+            if u in prof.units:
+                s = prof.units[u]
+                stats[u] = {"hit_points": s.hit_points, "shields": s.shields,
+                            "armour": s.armour, "damage": f"{s.damage:g} x {s.hits}",
+                            "cooldown_s": s.cooldown, "range": s.weapon_range,
+                            "speed": s.speed, "radius": s.radius}
     data = {
         "map": spec.name,
         "backend": backend,
@@ -105,6 +117,7 @@ def info(
             "ally": [lay.n_agents - 1, lay.ally_feats],
             "own": lay.own_feats,
         },
+        **({"unit_stats": stats} if stats else {}),
         "notes": {"smax": SMAX_NOTES[units], "grid": CN_NOTE, "sc2": SC2_NOTE}[backend],
     }
     if as_json:
@@ -221,8 +234,6 @@ def fidelity(
 
     Example: marlbench env fidelity 3m --data dataset/3m/medium/qmix_2022-04-03_12-49-45
     """
-    import dataclasses
-
     import torch
     from rich.progress import Progress
 
@@ -274,7 +285,6 @@ def fidelity(
         return
     _print_fidelity(report, list(profiles))
     console.print(f"wrote {out / (spec.name + '.json')} and {out / (spec.name + '.png')}")
-    del dataclasses
 
 
 def _print_fidelity(report: dict, names: list[str]) -> None:

@@ -37,6 +37,9 @@ def run(
     device: str = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N (default: "
                                "the suite's training.device)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, run nothing"),
+    units: str = typer.Option(None, "--units", help="Unit profile of the embedded smax "
+                              "backend, overriding the suite's units: smax (SMAX's own) | sc2 "
+                              "(StarCraft II's units and rules); results are kept apart"),
     executor: str = typer.Option("local", "--executor", help="local (worker processes of this "
                                  "machine) or ray (a Ray cluster; pip install 'marlbench[ray]')"),
     address: str = typer.Option(None, "--address", help="Ray cluster to join: auto (the one "
@@ -70,7 +73,7 @@ def run(
     check_executor_options(executor, address, retries, gpus_per_job, eval_on_gpu, fuse)
     store = Store(results, data_dir)  # both must be directories (or not exist yet)
     memory_budget_bytes()  # its environment variable is read by every training job
-    suite = load_suite(suite_file, profile)
+    suite = load_suite(suite_file, profile, units)
     chosen = check_device(device or suite.training.device,
                           "--device" if device else f"{suite_file}: training.device")
     plan = make_plan(suite, data_dir)

@@ -9,9 +9,12 @@ attack-move enemy like the one SMAC's maps script:
   anything within its shoot range 6, beyond a marine's reach of 5.75), a unit in range stands;
 - damage is (damage + bonus vs armoured - target armour) per hit, at least 0.5, times the
   hits per attack; shields take damage first and ignore armour (shield armour 0);
-- the enemy attack-moves toward the agents' start: it fights the closest agent in sight,
-  keeps a target while the target stays in reach, and otherwise walks to the agents' start,
-  then on toward the closest agent.
+- the enemy attack-moves toward the agents' spawn (SMAC's maps order it so): it walks on
+  until an agent is within its reach and shoots an agent in reach drawn anew for every shot
+  (both fitted on recorded StarCraft II: ``units.FITTED``; the profile's ``enemy_acquire``
+  and ``enemy_targeting`` switch to acquiring in sight, or to keeping the closest); past the
+  spawn it walks toward the closest agent;
+- SMAC's agents are passive: they shoot only what they are ordered to.
 
 Not modelled: shield regeneration, acceleration, projectile travel, pathing around units
 (SMAX pushes overlapping units apart instead).
@@ -71,15 +74,9 @@ class Sc2Rules:
             seen = alive[None, :n] & (gap <= reach)
         else:
             seen = alive[None, :n] & (dist <= self.sight[t[n:]][:, None])
-        if self.targeting in ("random", "random-reach", "reach-closest"):
+        if self.targeting == "random":
             draw = jax.random.uniform(key, seen.shape)
             pick = jnp.argmax(jnp.where(seen, draw, -1.0), axis=-1)
-            if self.targeting != "random":
-                near = alive[None, :n] & (gap <= reach)
-                pick_near = jnp.argmax(jnp.where(near, draw, -1.0), axis=-1)
-                if self.targeting == "reach-closest":
-                    pick = jnp.argmin(jnp.where(seen, dist, jnp.inf), axis=-1)
-                pick = jnp.where(jnp.any(near, axis=-1), pick_near, pick)
             return jnp.where(alive[n:] & jnp.any(seen, axis=-1), pick, -1)
         closest = jnp.argmin(jnp.where(seen, dist, jnp.inf), axis=-1)
         prev = state.prev_attack_actions[n:] - 1  # stored as target + 1; 0 = none
