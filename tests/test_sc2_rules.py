@@ -45,13 +45,27 @@ def _step(rules, s, move, target, seed=0):
 
 def test_a_move_covers_speed_times_eight_game_loops():
     env, rules, s = _rules(["marine"], ["marine"])
-    s = _place(s, [[10, 10], [30, 30]])
+    s = _place(s, [[10, 10], [28, 22]])
     s1 = _step(rules, s, [[1.0, 0.0]], [-1])
     assert float(s1.unit_positions[0, 0] - 10) == pytest.approx(3.15 * STEP, abs=1e-4)
     # the enemy, nothing in reach, attack-moves toward the agents' spawn (9, 16)
-    d0 = np.linalg.norm(np.array([30, 30]) - np.array([9, 16]))
+    d0 = np.linalg.norm(np.array([28, 22]) - np.array([9, 16]))
     d1 = np.linalg.norm(np.asarray(s1.unit_positions[1]) - np.array([9, 16]))
     assert d0 - d1 == pytest.approx(3.15 * STEP, abs=1e-3)
+
+
+def test_units_stay_inside_the_arena_and_masks_know_its_walls():
+    env, rules, s = _rules(["marine"], ["marine"])
+    s = _place(s, [[10, 7.5], [28, 22]])  # the south wall is at y = 16 - 9 = 7
+    s1 = _step(rules, s, [[0.0, -1.0]], [-1])
+    assert float(s1.unit_positions[0, 1]) == pytest.approx(7.0)
+    calibrated = SmaxEnv(get_map("3m"), 1, units="sc2")
+    calibrated.reset(0)
+    pos = np.array([[[10, 7.9], [12, 16], [14, 16], [23, 16], [23, 17], [23, 15]]], np.float32)
+    calibrated.inject(pos, np.full((1, 6), 45.0), np.zeros((1, 3)), np.zeros(1, int))
+    inner = jax.tree.map(lambda x: x[0], calibrated._state.state)
+    _, _, avail = calibrated._smac_view(inner, jnp.zeros(3, jnp.int32))
+    assert np.asarray(avail)[0, 2:6].tolist() == [1, 0, 1, 1]  # N ok, S refused (7.9 - 1 < 7)
 
 
 def test_weapon_range_is_edge_to_edge_and_an_attack_order_walks_into_it():

@@ -14,7 +14,8 @@ attack-move enemy like the one SMAC's maps script:
   (both fitted on recorded StarCraft II: ``units.FITTED``; the profile's ``enemy_acquire``
   and ``enemy_targeting`` switch to acquiring in sight, or to keeping the closest); past the
   spawn it walks toward the closest agent;
-- SMAC's agents are passive: they shoot only what they are ordered to.
+- SMAC's agents are passive: they shoot only what they are ordered to;
+- units stay inside the pathable arena of SMAC's maps (28 x 18 around the centre).
 
 Not modelled: shield regeneration, acceleration, projectile travel, pathing around units
 (SMAX pushes overlapping units apart instead).
@@ -25,7 +26,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from marlbench.envs.units import SMAX_UNIT_TYPES, UnitProfile
+from marlbench.envs.units import SMAX_UNIT_TYPES, UnitProfile, arena_bounds
 
 
 def _column(profile: UnitProfile, attr: str, dtype=jnp.float32) -> jax.Array:
@@ -52,6 +53,8 @@ class Sc2Rules:
         self.speed = _column(profile, "speed")
         self.radius = _column(profile, "radius")
         self.sight = _column(profile, "sight")
+        low, high = arena_bounds(float(env.map_width))
+        self.low, self.high = jnp.asarray(low), jnp.asarray(high)
         self.acquire = profile.enemy_acquire
         self.targeting = profile.enemy_targeting
         assert len(SMAX_UNIT_TYPES) == self.speed.shape[0]
@@ -107,7 +110,6 @@ class Sc2Rules:
         [N] the unit each one attacks (-1: none). A unit whose target has died stands idle:
         SMAC's agents are passive (their map units never acquire targets themselves); the
         enemy picks a new target in the next loop."""
-        env = self.env
         pos, alive, pool = state.unit_positions, state.unit_alive, state.unit_health
         t = state.unit_types.astype(jnp.int32)
         has = target >= 0
@@ -121,8 +123,7 @@ class Sc2Rules:
         direction = jnp.where(chase[:, None], vec / jnp.maximum(dist, 1e-6)[:, None], move)
         direction = jnp.where((has & ~chase)[:, None], 0.0, direction)  # attacking: stand
         step = direction * (self.speed[t] * self.dt)[:, None]
-        bounds = jnp.array([env.map_width, env.map_height], dtype=pos.dtype)
-        new_pos = jnp.clip(pos + step, 0.0, bounds)
+        new_pos = jnp.clip(pos + step, self.low, self.high)  # the arena's walls
         new_pos = jnp.where(alive[:, None], new_pos, pos)
         # attacks whose weapon is ready
         fire = in_reach & (state.unit_weapon_cooldowns <= 0.0)

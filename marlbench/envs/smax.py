@@ -28,10 +28,12 @@ from marlbench.envs.maps import N_NO_ATTACK, Layout, MapSpec
 from marlbench.envs.units import (
     DEFAULT_UNITS,
     SMAC_MAX_COOLDOWN_LOOPS,
+    SMAC_MOVE_AMOUNT,
     SMAC_SHOOT_RANGE,
     SMAC_SIGHT_RANGE,
     SMAX_UNIT_TYPES,
     UnitProfile,
+    arena_bounds,
     get_profile,
     rally_point,
     start_positions,
@@ -158,6 +160,7 @@ class SmaxEnv:
             ally_start = jnp.asarray(starts[0])
             enemy_start = jnp.asarray(starts[1])
             rally = jnp.asarray(rally_point(MAP_SIZE))
+            arena_low, arena_high = (jnp.asarray(b) for b in arena_bounds(MAP_SIZE))
         self._rules = rules
         # per-unit constants are looked up from each episode's unit types (SMAX type ids)
         hp_table = jnp.asarray(prof.column("hit_points"), dtype=jnp.float32)
@@ -245,8 +248,12 @@ class SmaxEnv:
             ) * vis_a[..., None]
             a_feats = jnp.take_along_axis(a_feats, others[:, :, None], axis=1)
             # moves that keep the unit on the map
-            target = a_pos[:, None, :] + move_dirs[None] * step_len[:, None, None]
-            inside = jnp.all((target > 0.0) & (target < MAP_SIZE), axis=-1)
+            if rules is None:  # SMAX: the step ahead stays on the map
+                target = a_pos[:, None, :] + move_dirs[None] * step_len[:, None, None]
+                inside = jnp.all((target > 0.0) & (target < MAP_SIZE), axis=-1)
+            else:  # SMAC: the point move_amount / 2 ahead is inside the pathable arena
+                target = a_pos[:, None, :] + move_dirs[None] * (SMAC_MOVE_AMOUNT / 2)
+                inside = jnp.all((target >= arena_low) & (target < arena_high), axis=-1)
             can_move = inside & a_alive[:, None]
             own = body[:n]
             obs = jnp.concatenate(

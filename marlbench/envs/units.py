@@ -189,6 +189,22 @@ SPAWN_SPACING = 0.6875
 AGENT_SPAWN = (9.0, 16.0)
 
 
+# The pathable arena, relative to the map centre, read off the recorded availability masks of
+# the ODIS 3m file (SMAC allows a move when the point move_amount / 2 = 1 ahead is pathable):
+# moving south is refused from y - 1 <= -9.08 on and allowed at y - 1 = -8.96, moving east
+# refused at x + 1 = 14.35 and allowed at 13.23; the other walls by the map's symmetry. An
+# arena 28 wide (SMAC's playable width of 3m) and 18 high, shared by SMAC's maps that use
+# the same spawn points.
+ARENA = ((-14.0, 14.0), (-9.0, 9.0))
+SMAC_MOVE_AMOUNT = 2.0  # StarCraft2Env move_amount: a move order targets 2 units ahead
+
+
+def arena_bounds(map_size: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(low x, low y), (high x, high y) of the pathable arena on a map of ``map_size``."""
+    c = map_size / 2
+    return (c + ARENA[0][0], c + ARENA[1][0]), (c + ARENA[0][1], c + ARENA[1][1])
+
+
 def rally_point(map_size: float) -> tuple[float, float]:
     """Where the enemy attack-moves to: the agents' spawn, placed on a map of ``map_size``."""
     return AGENT_SPAWN[0] - 16.0 + map_size / 2, AGENT_SPAWN[1] - 16.0 + map_size / 2
