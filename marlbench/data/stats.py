@@ -34,12 +34,13 @@ def guess_task(path: Path) -> str | None:
 def win_bonus(task: str) -> float | None:
     """The scaled reward of winning on a SMAC map; None for tasks without units."""
     from marlbench.envs.maps import MAPS
-    from marlbench.envs.smax import SC2_HIT_POINTS, SC2_SHIELDS
+    from marlbench.envs.units import SC2_PROFILE
 
     spec = MAPS.get(task)
     if spec is None or spec.sampled_from:
         return None
-    pool = sum(SC2_HIT_POINTS[u] + SC2_SHIELDS[u] for u in spec.enemy_units)
+    units = SC2_PROFILE.units  # StarCraft II's hit points and shields (both profiles use them)
+    pool = sum(units[u].hit_points + units[u].shields for u in spec.enemy_units)
     max_reward = spec.n_enemies * REWARD_DEATH_VALUE + REWARD_WIN + pool
     return REWARD_WIN / (max_reward / REWARD_SCALE_RATE)
 
