@@ -9,10 +9,17 @@ from marlbench.data.behaviour import FocusFirePolicy
 from marlbench.envs import make_env
 from marlbench.rollout import rollout
 
+UNITS = ["smax", "sc2"]  # both unit profiles keep SMAC's layout, masks and reward
+
 
 @pytest.fixture(scope="module")
 def env3m():
     return make_env("3m", 64)
+
+
+@pytest.fixture(scope="module", params=UNITS)
+def any3m(request):
+    return make_env("3m", 64, units=request.param)
 
 
 def _placed_state(env, positions, alive, health):
@@ -66,31 +73,36 @@ def test_dead_agent_and_map_edge(env3m):
     assert obs[0][3] == 0
 
 
-def test_shapes_and_determinism(env3m):
-    a, b = env3m.reset(7), env3m.reset(7)
+def test_shapes_and_determinism(any3m):
+    a, b = any3m.reset(7), any3m.reset(7)
     np.testing.assert_array_equal(a.obs, b.obs)
     assert a.obs.shape == (64, 3, 30) and a.state.shape == (64, 48)
     assert a.avail_actions.shape == (64, 3, 9)
+    act = (np.random.default_rng(0).random(a.avail_actions.shape) * a.avail_actions).argmax(-1)
+    first = any3m.step(act).obs  # after reset(7)
+    any3m.reset(7)
+    np.testing.assert_array_equal(any3m.step(act).obs, first)
 
 
 def _play(env, policy_fn, seed=3):
     return rollout(env, policy_fn, seed)
 
 
-def test_random_loses_scripted_wins_and_wins_return_20(env3m):
+def test_random_loses_scripted_wins_and_wins_return_20(any3m):
     rng = np.random.default_rng(0)
-    rand = _play(env3m, lambda r: (rng.random(r.avail_actions.shape) * r.avail_actions).argmax(-1))
+    rand = _play(any3m, lambda r: (rng.random(r.avail_actions.shape) * r.avail_actions).argmax(-1))
     assert rand.won.mean() <= 0.05
-    pol = FocusFirePolicy(env3m.layout, 0.0, np.random.default_rng(0))
-    scripted = _play(env3m, lambda r: pol.act(r.obs, r.avail_actions))
+    pol = FocusFirePolicy(any3m.layout, 0.0, np.random.default_rng(0))
+    scripted = _play(any3m, lambda r: pol.act(r.obs, r.avail_actions))
     assert scripted.won.mean() > 0.3
     np.testing.assert_allclose(scripted.returns[scripted.won], 20.0, atol=1e-3)
     assert (scripted.returns[~scripted.won] < 20).all()
     assert (scripted.lengths <= 60).all()
 
 
-def test_episode_limit_truncates_not_terminates():
-    env = make_env("3m", 4)
+@pytest.mark.parametrize("units", UNITS)
+def test_episode_limit_truncates_not_terminates(units):
+    env = make_env("3m", 4, units=units)
     env.reset(0)
     far = jnp.array([[2.0, 8], [2, 16], [2, 24], [30, 8], [30, 16], [30, 24]])
     inner = env._state.state.replace(
@@ -134,11 +146,12 @@ def test_protoss_shields_types_and_widths():
 @pytest.mark.slow
 @pytest.mark.parametrize("set_name", ["marine_easy", "marine_hard", "stalker_zealot",
                                       "smacv2_protoss", "smacv2_terran", "smacv2_zerg"])
-def test_every_map_of_the_sets_constructs_and_steps(set_name):
+@pytest.mark.parametrize("units", UNITS)
+def test_every_map_of_the_sets_constructs_and_steps(set_name, units):
     from marlbench.envs.tasksets import get_task_set
 
     for spec in get_task_set(set_name).maps():
-        env = make_env(spec.name, 4)
+        env = make_env(spec.name, 4, units=units)
         r = env.reset(0)
         assert r.obs.shape == (4, spec.n_agents, spec.layout.obs_dim)
         assert r.state.shape == (4, spec.layout.state_dim)
@@ -148,8 +161,9 @@ def test_every_map_of_the_sets_constructs_and_steps(set_name):
         assert r.avail_actions.shape == (4, spec.n_agents, spec.layout.n_actions)
 
 
-def test_smacv2_style_unit_mixes_are_drawn_and_mirrored():
-    env = make_env("zerg_10_vs_11", 64)
+@pytest.mark.parametrize("units", UNITS)
+def test_smacv2_style_unit_mixes_are_drawn_and_mirrored(units):
+    env = make_env("zerg_10_vs_11", 64, units=units)
     env.reset(5)
     types = np.asarray(env._state.state.unit_types)  # [B, 21]: 10 allies then 11 enemies
     assert set(np.unique(types)) == {4, 5}  # zergling, hydralisk
