@@ -23,7 +23,6 @@ import torch
 from common import machine
 
 from marlbench import fidelity as F
-from marlbench.data.format import read_part
 from marlbench.envs.maps import get_map
 from marlbench.envs.smax import SmaxEnv
 from marlbench.envs.units import GAME_LOOPS_PER_SECOND, PROFILES
@@ -64,10 +63,7 @@ def main() -> None:
     torch.set_num_threads(1)
     print(machine())
     spec = get_map(args.map)
-    parts = sorted(args.data.glob("part_*.h5")) if args.data.is_dir() else [args.data]
-    from marlbench.data.format import EpisodeArrays
-
-    eps = EpisodeArrays.concat([read_part(p) for p in parts])
+    eps = F.load_recording(args.data, spec)
     size = F.playable_size(eps, spec)
     dec = F.decode(eps, spec, size)
     rows = {"stand still": F.stand_still(spec, eps, dec)}

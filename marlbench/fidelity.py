@@ -51,6 +51,25 @@ class Decoded:
     alive: np.ndarray
 
 
+def load_recording(path: Path, spec: MapSpec) -> EpisodeArrays:
+    """The recorded episodes of ``path`` (an ODIS part file, or a folder of part_*.h5), each
+    part checked against ``spec``'s layout."""
+    from marlbench.data.dataset import check_layout
+    from marlbench.data.format import DatasetError, open_layout, read_part
+
+    if not path.exists():
+        raise DatasetError(f"{path} does not exist")
+    parts = sorted(path.glob("part_*.h5")) if path.is_dir() else [path]
+    if not parts:
+        raise DatasetError(f"{path} holds no part_*.h5 files")
+    for p in parts:
+        check_layout(p, open_layout(p).shapes, spec.layout, spec.name)
+    eps = EpisodeArrays.concat([read_part(p) for p in parts])
+    if int((eps.lengths > 1).sum()) == 0:
+        raise DatasetError(f"{path} holds no episode with a transition")
+    return eps
+
+
 def _columns(spec: MapSpec) -> tuple[list[int], list[int]]:
     """Offsets of the ally and enemy rows in SMAC's state."""
     lay = spec.layout

@@ -181,28 +181,18 @@ def bench(
 
 
 def _recorded(map_name: str, data: Path):
-    """The recorded episodes of ``data`` (an ODIS part file, or a folder of them), checked
-    against the map's layout."""
-    from marlbench.data.dataset import check_layout
-    from marlbench.data.format import EpisodeArrays, open_layout, read_part
-    from marlbench.envs.smax import SmaxEnv  # noqa: F401  (StarCraft maps only)
+    """The map and the recorded episodes of ``data``, checked against the map's layout."""
+    from marlbench.data.format import DatasetError
+    from marlbench.fidelity import load_recording
 
     spec = _spec(map_name)
     if spec.name.startswith("cn-"):
         raise UserError(f"{spec.name} is a grid task: the fidelity yardstick is for StarCraft "
                         "maps recorded in StarCraft II")
-    if not data.exists():
-        raise UserError(f"--data: {data} does not exist")
-    parts = sorted(data.glob("part_*.h5")) if data.is_dir() else [data]
-    if not parts:
-        raise UserError(f"--data: {data} holds no part_*.h5 files")
-    for p in parts:
-        layout = open_layout(p)
-        check_layout(p, layout.shapes, spec.layout, spec.name)
-    eps = EpisodeArrays.concat([read_part(p) for p in parts])
-    if int((eps.lengths > 1).sum()) == 0:
-        raise UserError(f"--data: {data} holds no episode with a transition")
-    return spec, eps
+    try:
+        return spec, load_recording(data, spec)
+    except DatasetError as exc:
+        raise UserError(f"--data: {exc}") from None
 
 
 @env_app.command("fidelity")
