@@ -77,7 +77,7 @@ def test_known_one_step_answers(marching):
 
 @pytest.fixture(scope="module")
 def odis(request):
-    from tests.conftest import ODIS_3M
+    from conftest import ODIS_3M
 
     if not ODIS_3M.exists():
         pytest.skip(f"ODIS sample data not found at {ODIS_3M}")
@@ -100,7 +100,7 @@ def test_on_real_starcraft_the_calibrated_profile_halves_the_errors(odis):
 
 
 def test_cli_writes_the_report_and_refuses_bad_input(odis, tmp_path):
-    from tests.conftest import ODIS_3M
+    from conftest import ODIS_3M
 
     runner = CliRunner()
     out = tmp_path / "fid"
