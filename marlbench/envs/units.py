@@ -9,7 +9,7 @@ trajectories by ``marlbench env fidelity`` and stated in :data:`FITTED`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 UNIT_PROFILES = ("smax", "sc2")
 DEFAULT_UNITS = "smax"
@@ -53,7 +53,6 @@ class UnitProfile:
     # (weapon range, edge to edge) or "sight"
     enemy_targeting: str = "random"  # sc2_rules: a "random" acquired agent every game loop, or
     # the "closest", kept while in reach
-    notes: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.enemy_acquire not in ("reach", "sight"):
@@ -67,6 +66,7 @@ class UnitProfile:
         return [float(getattr(self.units[u], attr)) for u in SMAX_UNIT_TYPES]
 
     def smax_kwargs(self) -> dict:
+        """SMAX constructor arguments for this profile (none for SMAX's own: its defaults)."""
         return smax_kwargs(self)
 
 
