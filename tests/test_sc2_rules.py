@@ -14,17 +14,17 @@ from marlbench.envs.units import SC2_PROFILE, SMAX_UNIT_TYPES, rally_point
 STEP = 8 / 22.4  # SMAC's step_mul 8 at 22.4 game loops per second
 
 
-def _rules(allies: list[str], enemies: list[str]):
-    """SMAX with the sc2 profile for these unit types, and its rules."""
+def _rules(allies: list[str], enemies: list[str], profile=SC2_PROFILE):
+    """SMAX with the sc2 profile (or ``profile``) for these unit types, and its rules."""
     _import_smax()
     from jaxmarl.environments.smax.smax_env import SMAX, Scenario
 
     types = jnp.array([SMAX_UNIT_TYPES[u] for u in allies + enemies], dtype=jnp.uint8)
     env = SMAX(scenario=Scenario(types, len(allies), len(enemies), False, False),
                map_width=32, map_height=32, walls_cause_death=False,
-               **SC2_PROFILE.smax_kwargs())
+               **profile.smax_kwargs())
     _, s = env.reset(jax.random.PRNGKey(0))
-    return env, Sc2Rules(env, SC2_PROFILE, len(allies), len(enemies)), s
+    return env, Sc2Rules(env, profile, len(allies), len(enemies)), s
 
 
 def _place(s, positions, pool=None, cooldown=None):
@@ -128,6 +128,39 @@ def test_agents_are_passive_and_the_enemy_spreads_its_shots():
         hits += 1e4 - np.asarray(s1.unit_health[:2])
     share = hits / hits.sum()
     assert 0.3 < share[0] < 0.7  # two agents in reach: shots drawn between them
+
+
+@pytest.mark.parametrize("targeting", ["closest", "sticky"])
+def test_an_enemy_that_keeps_its_target(targeting):
+    """``enemy_targeting`` closest: every shot at the closer agent; sticky: a target drawn
+    at random once, then kept while it lives and stays in reach."""
+    import dataclasses
+
+    prof = dataclasses.replace(SC2_PROFILE, enemy_targeting=targeting)
+    env, rules, s = _rules(["marine", "marine"], ["marine"], prof)
+    s0 = _place(s, [[10, 15.5], [10, 17], [14, 16]], pool=[1e4, 1e4, 45.0],
+                cooldown=[0.0, 0.0, 0.0])  # agent 0 is 0.15 closer to the enemy
+    firsts = []
+    for k in range(12):
+        s1 = s0
+        for j in range(5):  # five steps (40 game loops): three shots
+            s1 = _step(rules, s1, [[0.0, 0.0], [0.0, 0.0]], [-1, -1], seed=100 * k + j)
+        hits = 1e4 - np.asarray(s1.unit_health[:2])
+        assert hits.sum() >= 18 and (hits == 0).any()  # all shots on one agent
+        firsts.append(int(np.argmax(hits)))
+    if targeting == "closest":
+        assert set(firsts) == {0}
+    else:
+        assert set(firsts) == {0, 1}  # drawn at random, then kept
+
+
+def test_unknown_enemy_rules_are_refused():
+    import dataclasses
+
+    with pytest.raises(ValueError, match="enemy_targeting"):
+        dataclasses.replace(SC2_PROFILE, enemy_targeting="focus")
+    with pytest.raises(ValueError, match="enemy_acquire"):
+        dataclasses.replace(SC2_PROFILE, enemy_acquire="map")
 
 
 def test_the_calibrated_env_speaks_smac_at_known_positions():

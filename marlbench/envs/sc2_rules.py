@@ -12,7 +12,8 @@ attack-move enemy like the one SMAC's maps script:
 - the enemy attack-moves toward the agents' spawn (SMAC's maps order it so): it walks on
   until an agent is within its reach and shoots an agent in reach drawn anew for every shot
   (both fitted on recorded StarCraft II: ``units.FITTED``; the profile's ``enemy_acquire``
-  and ``enemy_targeting`` switch to acquiring in sight, or to keeping the closest); past the
+  and ``enemy_targeting`` switch to acquiring in sight, or to keeping the closest or a
+  randomly drawn target while it lives and stays in reach); past the
   spawn it walks toward the closest agent;
 - SMAC's agents are passive: they shoot only what they are ordered to;
 - units stay inside the pathable arena of SMAC's maps (28 x 18 around the centre).
@@ -64,8 +65,8 @@ class Sc2Rules:
         """Each enemy's target (unit index, or -1 to walk on) for the coming game loop, among
         the agents it acquires (within its weapon reach, or its sight: the profile's
         ``enemy_acquire``). ``enemy_targeting`` "random": one drawn uniformly every loop, so
-        each shot goes to a random agent in reach; "closest": its current target while alive
-        and in reach, else the closest."""
+        each shot goes to a random agent in reach; "closest" / "sticky": its current target
+        while alive and in reach, else the closest / one drawn at random."""
         n = self.n
         pos, alive = state.unit_positions, state.unit_alive
         t = state.unit_types.astype(jnp.int32)
@@ -77,15 +78,18 @@ class Sc2Rules:
             seen = alive[None, :n] & (gap <= reach)
         else:
             seen = alive[None, :n] & (dist <= self.sight[t[n:]][:, None])
+        draw = jax.random.uniform(key, seen.shape)
+        pick = jnp.argmax(jnp.where(seen, draw, -1.0), axis=-1)
         if self.targeting == "random":
-            draw = jax.random.uniform(key, seen.shape)
-            pick = jnp.argmax(jnp.where(seen, draw, -1.0), axis=-1)
             return jnp.where(alive[n:] & jnp.any(seen, axis=-1), pick, -1)
-        closest = jnp.argmin(jnp.where(seen, dist, jnp.inf), axis=-1)
+        if self.targeting == "sticky":
+            fresh = pick
+        else:
+            fresh = jnp.argmin(jnp.where(seen, dist, jnp.inf), axis=-1)
         prev = state.prev_attack_actions[n:] - 1  # stored as target + 1; 0 = none
         prev_ok = (prev >= 0) & alive[jnp.clip(prev, 0)] & (
             jnp.take_along_axis(gap, jnp.clip(prev, 0)[:, None], axis=1)[:, 0] <= reach[:, 0])
-        target = jnp.where(prev_ok, prev, jnp.where(jnp.any(seen, axis=-1), closest, -1))
+        target = jnp.where(prev_ok, prev, jnp.where(jnp.any(seen, axis=-1), fresh, -1))
         return jnp.where(alive[n:], target, -1)
 
     def enemy_moves(self, state, target: jax.Array, rally: jax.Array) -> jax.Array:
