@@ -205,13 +205,10 @@ def _enemy_cooldowns(spec: MapSpec, profile: UnitProfile, dec: Decoded, idx: np.
     return out, target
 
 
-def one_step(spec: MapSpec, eps: EpisodeArrays, dec: Decoded, profile: UnitProfile,
-             seed: int = 0, batch: int = 1024, track_enemy: bool = True) -> dict[str, float]:
-    """One-step errors of the embedded simulator with ``profile`` on every recorded
-    transition. Episodes advance side by side along their recordings: each step the recorded
-    state is put in and the recorded joint action applied; what SMAC's state does not record
-    (enemy cooldowns, the enemy's targets) is the simulator's own, carried from step to step
-    from the episode's start."""
+def _simulate(spec: MapSpec, eps: EpisodeArrays, dec: Decoded, profile: UnitProfile,
+              seed: int, batch: int, track_enemy: bool) -> dict[str, np.ndarray]:
+    """The simulator's next state after every recorded transition (see :func:`one_step`):
+    arrays [E, T, ...] whose step t + 1 holds the prediction from recorded step t."""
     from marlbench.envs.smax import MAP_SIZE, SmaxEnv
 
     n = spec.n_agents
@@ -252,10 +249,46 @@ def one_step(spec: MapSpec, eps: EpisodeArrays, dec: Decoded, profile: UnitProfi
                                       / profile.time_per_loop).clip(0, smac_cd)
             pred["alive"][idx, t + 1] = u["alive"]
             pred["reward"][idx, t] = res.reward
+    return pred
+
+
+def _predicted(pred: dict[str, np.ndarray], e, t):
+    return (pred["pos"][e, t + 1], pred["health"][e, t + 1], pred["shield"][e, t + 1],
+            pred["cd"][e, t + 1], pred["alive"][e, t + 1], pred["reward"][e, t])
+
+
+def one_step(spec: MapSpec, eps: EpisodeArrays, dec: Decoded, profile: UnitProfile,
+             seed: int = 0, batch: int = 1024, track_enemy: bool = True) -> dict[str, float]:
+    """One-step errors of the embedded simulator with ``profile`` on every recorded
+    transition. Episodes advance side by side along their recordings: each step the recorded
+    state is put in and the recorded joint action applied; what SMAC's state does not record
+    (enemy cooldowns, the enemy's targets) is the simulator's own, carried from step to step
+    from the episode's start."""
+    pred = _simulate(spec, eps, dec, profile, seed, batch, track_enemy)
     e, t = transitions(eps)
-    return _errors(spec, dec, e, t, pred["pos"][e, t + 1], pred["health"][e, t + 1],
-                   pred["shield"][e, t + 1], pred["cd"][e, t + 1], pred["alive"][e, t + 1],
-                   pred["reward"][e, t], eps.reward[e, t])
+    return _errors(spec, dec, e, t, *_predicted(pred, e, t), eps.reward[e, t])
+
+
+def seed_spread(spec: MapSpec, eps: EpisodeArrays, dec: Decoded, profile: UnitProfile,
+                seeds: tuple[int, int] = (0, 1), batch: int = 1024) -> dict[str, float]:
+    """The one-step "errors" of the simulator against itself run with another seed: the
+    mean absolute difference between two draws of its random choices (the enemy's targets,
+    weapon jitter) on the same recorded transitions. If StarCraft II drew from the same
+    distributions, this is the error the simulator would have against the recording; the
+    part of ``one_step``'s error above it is the model's, the rest is chance."""
+    a = _simulate(spec, eps, dec, profile, seeds[0], batch, True)
+    b = _simulate(spec, eps, dec, profile, seeds[1], batch, True)
+    e, t = transitions(eps)
+    k = np.arange(len(e))
+    pos_b, health_b, shield_b, cd_b, alive_b, reward_b = _predicted(b, e, t)
+    pair = Decoded(  # slot 0: the recorded state at t; slot 1: draw b's next state
+        positions=np.stack([dec.positions[e, t], pos_b], 1),
+        health=np.stack([dec.health[e, t], health_b], 1),
+        shield=np.stack([dec.shield[e, t], shield_b], 1),
+        cooldown_loops=np.stack([dec.cooldown_loops[e, t], cd_b], 1),
+        alive=np.stack([dec.alive[e, t], alive_b], 1),
+    )
+    return _errors(spec, pair, k, np.zeros_like(k), *_predicted(a, e, t), reward_b)
 
 
 def recorded_episodes(spec: MapSpec, eps: EpisodeArrays, dec: Decoded) -> dict[str, float]:
@@ -313,7 +346,8 @@ def fit_time_scale(spec: MapSpec, eps: EpisodeArrays, dec: Decoded, scales: list
 
 
 def plot(report: dict, path: Path) -> None:
-    """Bars of each feature's one-step error, per profile and for standing still."""
+    """Bars of each feature's one-step error, per profile and for standing still; a dashed
+    line on a profile's bar marks its seed spread (the error chance alone gives)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -324,8 +358,13 @@ def plot(report: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(feats), figsize=(2.1 * len(feats), 3.2))
     names = list(rows)
     colours = ["#999999", "#d62728", "#1f77b4", "#2ca02c"][: len(names)]
+    spread = report.get("seed_spread", {})
     for ax, f in zip(np.atleast_1d(axes), feats, strict=True):
         ax.bar(range(len(names)), [rows[n][f] for n in names], color=colours)
+        for i, n in enumerate(names):  # the chance floor: the simulator against itself
+            if n in spread and f in spread[n]:
+                ax.hlines(spread[n][f], i - 0.4, i + 0.4, colors="black", linestyles="--",
+                          linewidth=1)
         ax.set_title(f.replace("_", " "), fontsize=9)
         ax.set_xticks(range(len(names)), names, rotation=45, fontsize=8)
         ax.tick_params(axis="y", labelsize=8)

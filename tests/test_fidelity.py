@@ -151,3 +151,19 @@ def test_calibrated_views_equal_smacs_on_every_recorded_state(odis):
             checked += 1
     assert checked > 1000
     assert worst_obs < 1e-4 and masks_off == 0
+
+
+def test_seed_spread_is_what_chance_alone_gives(marching, odis):
+    eps, dec = marching  # nothing random happens: two seeds agree exactly
+    for prof in (SC2_PROFILE, SMAX_PROFILE):
+        assert all(v == 0.0 for v in F.seed_spread(SPEC, eps, dec, prof).values())
+    eps, dec = odis
+    sub = eps.select(slice(0, 300))
+    dsub = F.decode(sub, SPEC, SIZE)
+    same = F.seed_spread(SPEC, sub, dsub, SC2_PROFILE, seeds=(3, 3))
+    assert all(v == 0.0 for v in same.values())  # the same seed draws the same
+    spread = F.seed_spread(SPEC, sub, dsub, SC2_PROFILE)
+    error = F.one_step(SPEC, sub, dsub, SC2_PROFILE)
+    # the enemy's random targets move the agents' health; chance stays below the error
+    assert 0.0 < spread["ally_health"] < error["ally_health"]
+    assert spread["ally_position"] < error["ally_position"]

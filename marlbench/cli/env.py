@@ -218,7 +218,8 @@ def fidelity(
 
     One-step test: every recorded state is put into the simulator, the recorded joint action
     applied, and the next state compared feature by feature (positions in map units, health
-    and shields as fractions, the agents' cooldowns in game loops, deaths, reward). Episode
+    and shields as fractions, the agents' cooldowns in game loops, deaths, reward), next to
+    each profile's seed spread (its error against itself: what chance alone gives). Episode
     test: a BC-t policy cloned from the recording plays the embedded map with each profile,
     next to the recording's own win rate and return.
 
@@ -251,8 +252,10 @@ def fidelity(
     profiles = {u: get_profile(u) for u in names}
     with Progress(console=console, transient=True) as bar:
         job = bar.add_task("one-step", total=len(profiles))
+        report["seed_spread"] = {}
         for u, prof in profiles.items():
             report["one_step"][u] = fid.one_step(spec, eps, dec, prof, seed)
+            report["seed_spread"][u] = fid.seed_spread(spec, eps, dec, prof, (seed, seed + 1))
             bar.advance(job)
         if fit:
             scales = [0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2]
@@ -285,12 +288,20 @@ def _print_fidelity(report: dict, names: list[str]) -> None:
                     f"({report['transitions']} transitions)")
     t.add_column("feature")
     t.add_column("unit")
+    spread = report.get("seed_spread", {})
     for col in rows:
         t.add_column(col, justify="right")
+    for col in spread:
+        t.add_column(f"{col}: chance", justify="right")
     for f in FEATURES:
         if all(f in r for r in rows.values()):
-            t.add_row(f.replace("_", " "), UNITS[f], *(f"{r[f]:.3f}" for r in rows.values()))
+            t.add_row(f.replace("_", " "), UNITS[f], *(f"{r[f]:.3f}" for r in rows.values()),
+                      *(f"{r[f]:.3f}" for r in spread.values()))
     console.print(t)
+    if spread:
+        console.print("chance: the profile against itself with another seed (its enemy's "
+                      "random targets and weapon jitter); the error a simulator drawing as "
+                      "StarCraft II does would still have")
     ep = Table(title="episodes: the recording, and BC-t cloned from it on the embedded map")
     for col in ("", "win rate", "mean return", "mean length", "episodes"):
         ep.add_column(col, justify="right" if col else "left")
