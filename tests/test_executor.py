@@ -54,3 +54,42 @@ def test_threads_per_worker_are_set_and_recorded(tmp_path):
     statuses = [json.loads((store.job_dir(j) / "status.json").read_text())
                 for j in plan.jobs.values() if (store.job_dir(j) / "status.json").exists()]
     assert statuses and {s["torch_threads"] for s in statuses} == {1}
+
+
+_ORPHAN_PARENT = """
+import os, sys, time
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
+from marlbench.executors.worker import init_worker
+
+if __name__ == "__main__":
+    ctx = mp.get_context("spawn")
+    pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=init_worker,
+                               initargs=(1, None, None))
+    print(pool.submit(os.getpid).result(), flush=True)
+    pool.submit(time.sleep, 120)
+    time.sleep(0.5)
+    os._exit(0)  # as if killed: no pool shutdown
+"""
+
+
+def test_workers_end_when_their_run_is_killed(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(_ORPHAN_PARENT)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, check=True)
+    worker = int(out.stdout.split()[0])
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(worker, 9)
+    pytest.fail("the worker outlived its killed run")

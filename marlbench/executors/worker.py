@@ -11,12 +11,29 @@ _QUEUE = None  # progress queue inside a worker process
 NO_PREALLOCATE = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # JAX takes 75 % of a GPU otherwise
 
 
+def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """End this worker when the process that started it is gone: a run killed with SIGKILL
+    (or SIGTERM, which the pool never hears of) would otherwise leave its workers training
+    and writing beside the run that resumes it. Outputs are written atomically, so nothing
+    half-written stays behind."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def init_worker(threads: int, progress_queue, cuda_visible_devices: str | None = None) -> None:
     """Initializer of a worker process: called once, before its first job. torch reads
     ``CUDA_VISIBLE_DEVICES`` once, when CUDA initialises (not at import), so setting it here pins
     the process to one GPU (``""``: no GPU) for its whole life."""
     global _QUEUE
     _QUEUE = progress_queue
+    _exit_with_parent(os.getppid())
     os.environ.update(NO_PREALLOCATE)
     if cuda_visible_devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = cuda_visible_devices
