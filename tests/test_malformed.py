@@ -176,6 +176,9 @@ SUITE_EDITS = [
     ("backend: smax", "backend: sc3", "unknown backend"),
     ("backend: smax", "backend: smax\nbakend: smax", "unknown field 'bakend'"),
     ("backend: smax", "backend: smax\ndescription: [1, 2]", "description"),
+    ("backend: smax", "backend: smax\nunits: sc3", "units"),
+    ("backend: smax", "backend: smax\nunits: [sc2]", "units"),
+    ("backend: smax", "backend: sc2\nunits: sc2", "for the embedded smax backend"),
     # profiles
     ("training: {updates: 5}", "training: {updates: -5}", "profiles.quick.training.updates"),
     ("    training: {updates: 5}", "    [1, 2]", "profiles.quick"),
@@ -342,6 +345,15 @@ OPTION_CASES = [
     (["env", "bench", "3m", "--episodes", "0"], "--episodes"),
     (["env", "bench", "3m", "--seed", "-1"], "--seed"),
     (["env", "info", "no_such_map"], "no_such_map"),
+    (["env", "info", "3m", "--units", "sc3"], "--units"),
+    (["env", "bench", "3m", "--units", ""], "--units"),
+    (["run", "{suite}", "--units", "sc3", "--dry-run"], "--units"),
+    (["env", "fidelity", "3m", "--data", "{tmp}/nope"], "does not exist"),
+    (["env", "fidelity", "3m", "--data", "{file}"], "not a readable HDF5 file"),
+    (["env", "fidelity", "3m", "--data", "{file}", "--updates", "-1"], "--updates"),
+    (["env", "fidelity", "3m", "--data", "{file}", "--episodes", "0"], "--episodes"),
+    (["env", "fidelity", "3m", "--data", "{file}", "--units", ","], "--units"),
+    (["env", "fidelity", "3m", "--data", "{file}", "--seed", "-1"], "--seed"),
 ]
 
 
