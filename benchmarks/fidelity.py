@@ -4,9 +4,9 @@
                                   [--updates 1000] [--episodes 256] [--fit]
 
 1. The one-step yardstick on a recorded StarCraft II file for both unit profiles (and the
-   stand-still scale, and each profile's seed spread: its error against itself), plus the
-   transfer figure: BC-t cloned from the file, played on the embedded map with each profile,
-   next to the recording's own win rate and return.
+   stand-still scale, each profile's seed spread: its error against itself, and its energy
+   score: error - spread / 2), plus the transfer figure: BC-t cloned from the file, played
+   on the embedded map with each profile, next to the recording's own win rate and return.
 2. Speed side by side: env-steps/s of the two profiles on the same map and batch, with a
    random policy, interleaved A/B/A/B, medians.
 """
@@ -74,6 +74,8 @@ def main() -> None:
         print(f"one-step {name}: {time.perf_counter() - t0:.1f} s")
     for name, prof in PROFILES.items():  # the chance floor: each profile against itself
         rows[f"{name} chance"] = F.seed_spread(spec, eps, dec, prof)
+    for name in PROFILES:  # the energy score: error - chance / 2
+        rows[f"{name} score"] = F.proper_score(rows[name], rows[f"{name} chance"])
     print(f"\n{args.map}: {eps.n_episodes} recorded episodes, playable size {size:.2f}")
     print(f"{'feature':16s}" + "".join(f"{n:>13s}" for n in rows))
     for f in F.FEATURES:

@@ -291,6 +291,15 @@ def seed_spread(spec: MapSpec, eps: EpisodeArrays, dec: Decoded, profile: UnitPr
     return _errors(spec, pair, k, np.zeros_like(k), *_predicted(a, e, t), reward_b)
 
 
+def proper_score(error: dict[str, float], spread: dict[str, float]) -> dict[str, float]:
+    """The energy score (the CRPS for a scalar feature) of a random simulator, per feature:
+    E|X - y| - E|X - X'| / 2 for draws X, X' and the recorded y (Gneiting & Raftery 2007),
+    estimated from :func:`one_step`'s error and :func:`seed_spread`. For a deterministic
+    simulator it equals the error; unlike the error of one draw, it does not charge a
+    simulator that draws as the game does for the game's own chance. Lower is better."""
+    return {k: error[k] - spread[k] / 2 for k in error if k in spread}
+
+
 def recorded_episodes(spec: MapSpec, eps: EpisodeArrays, dec: Decoded) -> dict[str, float]:
     """Length, win rate and return of the recorded episodes (won: every enemy dead and an
     agent alive in the last recorded state)."""

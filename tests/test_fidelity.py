@@ -109,6 +109,7 @@ def test_cli_writes_the_report_and_refuses_bad_input(odis, tmp_path):
     assert res.exit_code == 0, res.output
     report = json.loads((out / "3m.json").read_text())
     assert set(report["one_step"]) == {"stand still", "sc2"}
+    assert set(report["seed_spread"]) == set(report["score"]) == {"sc2"}
     assert report["transitions"] == int((eps_len := read_part(ODIS_3M / "part_0.h5")
                                          .lengths - 1).sum()) and eps_len.min() >= 1
     assert (out / "3m.png").stat().st_size > 10_000
@@ -167,3 +168,6 @@ def test_seed_spread_is_what_chance_alone_gives(marching, odis):
     # the enemy's random targets move the agents' health; chance stays below the error
     assert 0.0 < spread["ally_health"] < error["ally_health"]
     assert spread["ally_position"] < error["ally_position"]
+    score = F.proper_score(error, spread)  # the energy score: error - spread / 2
+    assert score["ally_health"] == pytest.approx(error["ally_health"] - spread["ally_health"] / 2)
+    assert F.proper_score({"a": 1.0, "b": 0.5}, {"a": 0.4}) == {"a": 0.8}

@@ -219,7 +219,8 @@ def fidelity(
     One-step test: every recorded state is put into the simulator, the recorded joint action
     applied, and the next state compared feature by feature (positions in map units, health
     and shields as fractions, the agents' cooldowns in game loops, deaths, reward), next to
-    each profile's seed spread (its error against itself: what chance alone gives). Episode
+    each profile's seed spread (its error against itself: what chance alone gives) and
+    score (error - spread / 2, the energy score: fair to a simulator that draws). Episode
     test: a BC-t policy cloned from the recording plays the embedded map with each profile,
     next to the recording's own win rate and return.
 
@@ -256,6 +257,8 @@ def fidelity(
         for u, prof in profiles.items():
             report["one_step"][u] = fid.one_step(spec, eps, dec, prof, seed)
             report["seed_spread"][u] = fid.seed_spread(spec, eps, dec, prof, (seed, seed + 1))
+            report.setdefault("score", {})[u] = fid.proper_score(report["one_step"][u],
+                                                                 report["seed_spread"][u])
             bar.advance(job)
         if fit:
             scales = [0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2]
@@ -291,17 +294,23 @@ def _print_fidelity(report: dict, names: list[str]) -> None:
     spread = report.get("seed_spread", {})
     for col in rows:
         t.add_column(col, justify="right")
+    score = report.get("score", {})
     for col in spread:
         t.add_column(f"{col}: chance", justify="right")
+    for col in score:
+        t.add_column(f"{col}: score", justify="right")
     for f in FEATURES:
         if all(f in r for r in rows.values()):
             t.add_row(f.replace("_", " "), UNITS[f], *(f"{r[f]:.3f}" for r in rows.values()),
-                      *(f"{r[f]:.3f}" for r in spread.values()))
+                      *(f"{r[f]:.3f}" for r in spread.values()),
+                      *(f"{r[f]:.3f}" for r in score.values()))
     console.print(t)
     if spread:
         console.print("chance: the profile against itself with another seed (its enemy's "
                       "random targets and weapon jitter); the error a simulator drawing as "
-                      "StarCraft II does would still have")
+                      "StarCraft II does would still have. score: error - chance / 2, the "
+                      "energy score (CRPS), which equals the error for a deterministic "
+                      "simulator; lower is better")
     ep = Table(title="episodes: the recording, and BC-t cloned from it on the embedded map")
     for col in ("", "win rate", "mean return", "mean length", "episodes"):
         ep.add_column(col, justify="right" if col else "left")
