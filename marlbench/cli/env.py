@@ -36,6 +36,12 @@ SC2_NOTE = (
     "Real StarCraft II through oxwhirl SMAC, configured as the ODIS family's sc2_offline.yaml "
     "(difficulty 7, step_mul 8); run `marlbench doctor` to check the installation."
 )
+RWARE_NOTE = (
+    "The multi-robot warehouse of the rware 2.x package (its own dynamics, easy request queue, "
+    "500 steps reported as a time-out); observations built for the batch, equal to rware's; "
+    "state in the AlberDICE layout; team reward rware (deliveries summed over agents) or "
+    "alberdice (agent 0's shaped reward, the published offline numbers' contract)."
+)
 CN_NOTE = (
     "Grid cooperative navigation with the semantics of ODIS's grid_mpe (landmarks play the "
     "enemy role in the entity layout; 5 actions, none of them attacks)."
@@ -63,8 +69,10 @@ def _spec(map_name: str):
 @env_app.command("info")
 @user_errors
 def info(
-    map_name: str = typer.Argument(..., help="SMAC map name, e.g. 3m, 5m_vs_6m, 2s3z"),
-    backend: str = typer.Option(None, "--backend", help="smax | grid (default: the task's)"),
+    map_name: str = typer.Argument(..., help="Task: a SMAC map (3m, 5m_vs_6m, 2s3z), cn-N "
+                                   "or rware-{tiny,small}-{2,4,6}ag"),
+    backend: str = typer.Option(None, "--backend",
+                                help="smax | sc2 | grid | rware (default: the task's)"),
     units: str = typer.Option("smax", "--units", help=UNITS_HELP),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
 ) -> None:
@@ -111,14 +119,15 @@ def info(
         "n_actions": lay.n_actions,
         "episode_limit": spec.episode_limit,
         "unit_type_bits": spec.unit_type_bits,
-        "entity_layout": {
+        **({"entity_layout": {
             "move": lay.move_feats,
             "enemy": [lay.n_enemies, lay.enemy_feats],
             "ally": [lay.n_agents - 1, lay.ally_feats],
             "own": lay.own_feats,
-        },
+        }} if lay.kind == "entity" else {"layout": "flat: one vector per agent"}),
         **({"unit_stats": stats} if stats else {}),
-        "notes": {"smax": SMAX_NOTES[units], "grid": CN_NOTE, "sc2": SC2_NOTE}[backend],
+        "notes": {"smax": SMAX_NOTES[units], "grid": CN_NOTE, "sc2": SC2_NOTE,
+                  "rware": RWARE_NOTE}[backend],
     }
     if as_json:
         print(json.dumps(data, indent=2))
@@ -132,12 +141,14 @@ def info(
 @env_app.command("bench")
 @user_errors
 def bench(
-    map_name: str = typer.Argument(..., help="SMAC map name"),
+    map_name: str = typer.Argument(..., help="Task: a SMAC map, cn-N or rware-*"),
     episodes: int = typer.Option(256, "--episodes", "-n", min=1, max=65_536,
                                  help="Parallel episodes"),
     policy: str = typer.Option("random", "--policy", help="random | heuristic"),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1),
     units: str = typer.Option("smax", "--units", help=UNITS_HELP),
+    reward: str = typer.Option("rware", "--reward",
+                               help="Warehouse team reward: rware | alberdice (rware-* only)"),
 ) -> None:
     """Play one batch of episodes and print env-steps/s and win rate.
 
@@ -150,16 +161,24 @@ def bench(
 
     if policy not in ("random", "heuristic"):
         raise UserError(f"unknown policy {policy!r}; choose one of: random, heuristic")
-    if policy == "heuristic" and map_name.startswith("cn-"):
-        raise UserError("the heuristic is a StarCraft focus-fire script; use --policy random")
+    from marlbench.envs import default_backend, is_starcraft
+    from marlbench.envs.rware import REWARDS
+
     if episodes <= 0:
         raise UserError("--episodes must be positive")
     spec = _spec(map_name)
+    if policy == "heuristic" and not is_starcraft(spec.name):
+        raise UserError("the heuristic is a StarCraft focus-fire script; use --policy random")
     _units(units)
+    if reward not in REWARDS:
+        raise UserError(f"--reward: unknown warehouse reward {reward!r}; choose one of: "
+                        f"{', '.join(REWARDS)}")
+    rware = default_backend(spec.name) == "rware"
     t0 = time.perf_counter()
-    env = make_env(spec.name, episodes, units=None if spec.name.startswith("cn-") else units)
+    env = make_env(spec.name, episodes, units=units if is_starcraft(spec.name) else None,
+                   reward=reward if rware else None)
     rng = np.random.default_rng(seed)
-    script = FocusFirePolicy(env.layout, 0.0, rng)
+    script = FocusFirePolicy(env.layout, 0.0, rng) if policy == "heuristic" else None
 
     def act(r):
         if policy == "heuristic":
@@ -183,12 +202,13 @@ def bench(
 def _recorded(map_name: str, data: Path):
     """The map and the recorded episodes of ``data``, checked against the map's layout."""
     from marlbench.data.format import DatasetError
+    from marlbench.envs import is_starcraft
     from marlbench.fidelity import load_recording
 
     spec = _spec(map_name)
-    if spec.name.startswith("cn-"):
-        raise UserError(f"{spec.name} is a grid task: the fidelity yardstick is for StarCraft "
-                        "maps recorded in StarCraft II")
+    if not is_starcraft(spec.name):
+        raise UserError(f"{spec.name} is not a StarCraft map: the fidelity yardstick is for "
+                        "StarCraft maps recorded in StarCraft II")
     try:
         return spec, load_recording(data, spec)
     except DatasetError as exc:

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-BACKENDS = ("smax", "sc2", "grid")
+BACKENDS = ("smax", "sc2", "grid", "rware")
 
 
 def task_backends(map_name: str) -> tuple[str, ...]:
-    """Backends a task runs on, the default first: grid for cn-*; smax or sc2 for StarCraft."""
+    """Backends a task runs on, the default first: grid for cn-*, rware for rware-*; smax or
+    sc2 for StarCraft."""
     from marlbench.envs.cn import CN_TASKS
+    from marlbench.envs.rware import RWARE_TASKS
 
-    return ("grid",) if map_name in CN_TASKS else ("smax", "sc2")
+    if map_name in CN_TASKS:
+        return ("grid",)
+    if map_name in RWARE_TASKS:
+        return ("rware",)
+    return ("smax", "sc2")
+
+
+def is_starcraft(map_name: str) -> bool:
+    """Whether a task is a StarCraft map (the smax and sc2 backends)."""
+    return "smax" in task_backends(map_name)
 
 
 def default_backend(map_name: str) -> str:
@@ -17,9 +28,10 @@ def default_backend(map_name: str) -> str:
 
 
 def make_env(map_name: str, batch_size: int, backend: str | None = None,
-             units: str | None = None):
+             units: str | None = None, reward: str | None = None):
     """Construct the batched environment of ``backend`` for one task (B parallel episodes);
-    ``units`` picks the embedded StarCraft backend's unit profile (default ``smax``)."""
+    ``units`` picks the embedded StarCraft backend's unit profile (default ``smax``),
+    ``reward`` the warehouse's reward definition (default ``rware``)."""
     from marlbench.envs.maps import get_map
 
     spec = get_map(map_name)
@@ -29,6 +41,12 @@ def make_env(map_name: str, batch_size: int, backend: str | None = None,
                          f"{', '.join(task_backends(map_name))}")
     if units is not None and backend != "smax":
         raise ValueError(f"unit profile {units!r} is for the smax backend, not {backend!r}")
+    if reward is not None and backend != "rware":
+        raise ValueError(f"reward {reward!r} is for the rware backend, not {backend!r}")
+    if backend == "rware":
+        from marlbench.envs.rware import RwareEnv
+
+        return RwareEnv(spec, batch_size, reward or "rware")
     if backend == "grid":
         from marlbench.envs.cn import CNEnv
 

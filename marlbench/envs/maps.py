@@ -64,6 +64,7 @@ class Layout:
     shield: int = 0  # 1 when units carry a shield feature (Protoss)
     order: tuple[str, ...] = SMAC_ORDER
     n_no_attack: int = N_NO_ATTACK
+    kind: str = "entity"  # "entity" (SMAC family, grid navigation) or "flat" (one vector)
 
     @classmethod
     def for_map(cls, spec: MapSpec) -> Layout:
@@ -194,10 +195,13 @@ MAPS: dict[str, MapSpec] = {m.name: m for m in _MAPS}
 def get_map(name: str):
     """Look a task up by name: a SMAC map (3m, 2s3z, ...) or a grid navigation task (cn-2, ...)."""
     from marlbench.envs.cn import CN_TASKS
+    from marlbench.envs.rware import RWARE_TASKS
 
     if name in MAPS:
         return MAPS[name]
     if name in CN_TASKS:
         return CN_TASKS[name]
-    known = ", ".join([*MAPS, *CN_TASKS])
+    if name in RWARE_TASKS:
+        return RWARE_TASKS[name]
+    known = ", ".join([*MAPS, *CN_TASKS, *RWARE_TASKS])
     raise KeyError(f"unknown map {name!r}; known maps: {known}")
