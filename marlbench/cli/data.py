@@ -313,6 +313,32 @@ def import_odis_cmd(
     console.print(t)
 
 
+@import_app.command("alberdice")
+@user_errors
+def import_alberdice_cmd(
+    path: Path = typer.Argument(..., help="An AlberDICE dataset folder (obs.npy, state.npy, "
+                                "..., meta.json), e.g. rware-tiny-2ag-easy-v4-expert"),
+    task: str = typer.Option(..., "--task", help="The task it was recorded on, e.g. "
+                             "rware-tiny-2ag"),
+    quality: str = typer.Option("expert", "--quality", help="Quality to file it under"),
+    data_dir: Path = typer.Option(DEFAULT_DATA, "--data-dir", help="Data directory"),
+) -> None:
+    """Convert AlberDICE's pymarl EpisodeBatch arrays into ODIS-format HDF5 under
+    <data>/alberdice/, every array's shape checked against the task; the manifest keeps the
+    data's observation and state means and standard deviations (AlberDICE's evaluation
+    standardises inputs with them).
+
+    Example: marlbench data import alberdice rware-tiny-2ag-easy-v4-expert --task rware-tiny-2ag
+    """
+    from marlbench.data.importers import import_alberdice
+
+    require_dir(data_dir, "--data-dir", must_exist=False)
+    m = import_alberdice(path, task, quality, data_dir)
+    console.print(f"{m['status']}: {m['task']}/{m['quality']}, {m['episodes']} episodes, "
+                  f"mean return {m['mean_return']:.2f}, mean length "
+                  f"{m['episode_length']['mean']:.1f}")
+
+
 @import_app.command("og-marl")
 @user_errors
 def import_og_marl_cmd(

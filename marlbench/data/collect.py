@@ -90,6 +90,25 @@ class BehaviourPolicy(BaseModel):
     until_checkpoint: str | None = None
 
 
+class Standardisation(StrictModel):
+    """Per-feature mean and standard deviation of a dataset's observations and states (over
+    its filled rows), for evaluation contracts that standardise inputs (AlberDICE's
+    ``standardize_obs``)."""
+
+    obs_mean: list[StrictFinite]
+    obs_std: list[Annotated[StrictFinite, Field(ge=0)]]
+    state_mean: list[StrictFinite]
+    state_std: list[Annotated[StrictFinite, Field(ge=0)]]
+    over: str
+
+    @model_validator(mode="after")
+    def _widths(self) -> Standardisation:
+        if len(self.obs_mean) != len(self.obs_std) or len(self.state_mean) != len(
+                self.state_std):
+            raise ValueError("means and standard deviations differ in width")
+        return self
+
+
 class Manifest(StrictModel):
     """``manifest.json`` as DatasetWriter.finish and the importers write it."""
 
@@ -112,6 +131,7 @@ class Manifest(StrictModel):
     time_outs: NonNegativeInt | None = None
     parts: list[PartEntry] = Field(min_length=1)
     collection_seed: NonNegativeInt | None
+    standardisation: Standardisation | None = None
     marlbench_version: str
     wall_time_s: Annotated[StrictFinite, Field(ge=0)]
     created_at: str

@@ -3,6 +3,8 @@
 - ODIS (``dataset/<map>/<quality>/<run>/part_*.h5``): the files are copied unchanged.
 - OG-MARL vaults (flashbax ``Vault``): flat time series are cut into episodes and written in
   the ODIS layout. Needs ``flashbax`` (``pip install 'marlbench[ogmarl]'``) for this only.
+- AlberDICE folders (pymarl EpisodeBatch ``.npy`` arrays and ``meta.json``): written in the
+  ODIS layout with the data's standardisation statistics in the manifest.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ConfigDict
 
 from marlbench import __version__
 from marlbench.data.collect import MANIFEST, DatasetWriter, Manifest, existing_dataset
@@ -24,7 +27,8 @@ from marlbench.data.dataset import LazyEpisodes, check_layout
 from marlbench.data.format import PART_NAME, DatasetError, EpisodeArrays, sha256
 from marlbench.data.stats import episode_stats, infer_won
 from marlbench.errors import UserError
-from marlbench.fileio import inside, require_dir, safe_name, validated, write_json
+from marlbench.fields import NonNegativeInt, PositiveInt, StrictModel
+from marlbench.fileio import inside, read_json, require_dir, safe_name, validated, write_json
 
 Progress = Callable[[int, int, str], None]
 
@@ -280,5 +284,125 @@ def import_og_marl(path: Path, task: str, quality: str | None, data_dir: Path,
                              "checkpoint": None},
         "win_rate_source": "inferred from the final transition's reward",
         "collection_seed": None,
+    })
+    return {**manifest, "status": "imported"}
+
+
+# -- AlberDICE (pymarl EpisodeBatch arrays) ------------------------------------------------
+
+ALBERDICE_KEYS = ("obs", "state", "actions", "avail_actions", "reward", "terminated", "filled")
+
+
+class AlberdiceMeta(StrictModel):
+    """``meta.json`` of an AlberDICE dataset folder (pymarl's replay buffer bookkeeping)."""
+
+    model_config = ConfigDict(extra="allow")
+    buffer_index: NonNegativeInt
+    episodes_in_buffer: PositiveInt
+    buffer_size: PositiveInt
+
+
+def _npy(path: Path, key: str) -> np.ndarray:
+    file = path / f"{key}.npy"
+    if not file.is_file():
+        raise DatasetError(f"{path}: no {key}.npy (an AlberDICE dataset folder holds "
+                           f"{', '.join(k + '.npy' for k in ALBERDICE_KEYS)} and meta.json)")
+    try:
+        return np.load(file, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DatasetError(f"{file}: not a readable .npy array ({exc})") from None
+
+
+def read_alberdice(path: Path, layout) -> EpisodeArrays:
+    """The episodes of an AlberDICE dataset folder (environments.md §6), every array's shape
+    checked against ``layout``: obs [E, T+1, n, obs], state [E, T+1, S], actions
+    [E, T+1, n(, 1)], avail_actions [E, T+1, n, A], reward / terminated / filled [E, T+1(, 1)],
+    with T + 1 = the task's episode limit + 1; the first ``episodes_in_buffer`` are read."""
+    meta_file = path / "meta.json"
+    if not meta_file.is_file():
+        raise DatasetError(f"{path}: no meta.json (pymarl's buffer_index, episodes_in_buffer, "
+                           "buffer_size)")
+    meta = validated(AlberdiceMeta, read_json(meta_file, "AlberDICE meta.json"), meta_file,
+                     "AlberDICE meta.json")
+    if meta.episodes_in_buffer > meta.buffer_size:
+        raise DatasetError(f"{meta_file}: episodes_in_buffer {meta.episodes_in_buffer} exceeds "
+                           f"buffer_size {meta.buffer_size}")
+    e, t1 = meta.episodes_in_buffer, layout.episode_limit + 1
+    n, a = layout.n_agents, layout.n_actions
+    want = {"obs": (n, layout.obs_dim), "state": (layout.state_dim,), "actions": (n,),
+            "avail_actions": (n, a), "reward": (), "terminated": (), "filled": ()}
+    arrays = {}
+    for key, tail in want.items():
+        x = _npy(path, key)
+        if key in ("actions", "reward", "terminated", "filled") and x.ndim == 3 + len(tail) \
+                and x.shape[-1] == 1:
+            x = x[..., 0]  # pymarl keeps a trailing axis of 1
+        shape = (e, t1, *tail)
+        if x.ndim != len(shape) or x.shape[0] < e or x.shape[1:] != shape[1:]:
+            dims = ", ".join(["E", str(t1), *map(str, tail)])
+            raise DatasetError(f"{path / (key + '.npy')}: shape {list(x.shape)}; the task "
+                               f"needs [{dims}] with E >= {e} (episodes_in_buffer)")
+        x = np.asarray(x[:e])
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            raise DatasetError(f"{path / (key + '.npy')}: holds NaN or infinity")
+        arrays[key] = x
+    actions = arrays["actions"].astype(np.int64)
+    filled = arrays["filled"].astype(np.int64)
+    if actions.size and (actions.min() < 0 or actions.max() >= a):
+        raise DatasetError(f"{path / 'actions.npy'}: actions run {actions.min()}.."
+                           f"{actions.max()}; the task has {a}")
+    if not set(np.unique(filled)) <= {0, 1} or not filled[:, 0].all():
+        raise DatasetError(f"{path / 'filled.npy'}: must be 0 or 1 with every episode's first "
+                           "row filled")
+    return EpisodeArrays(
+        obs=arrays["obs"].astype(np.float32), state=arrays["state"].astype(np.float32),
+        actions=actions, avail_actions=arrays["avail_actions"].astype(np.int32),
+        reward=arrays["reward"].astype(np.float32),
+        terminated=arrays["terminated"].astype(np.uint8), filled=filled)
+
+
+def standardisation(eps: EpisodeArrays) -> dict:
+    """The manifest's ``standardisation``: mean and std per observation and state feature
+    over the filled rows (a constant feature gets std 0; users divide by max(std, eps))."""
+    rows = eps.filled.astype(bool)
+    obs = eps.obs[rows].reshape(-1, eps.obs.shape[-1]).astype(np.float64)
+    state = eps.state[rows].astype(np.float64)
+    return {"obs_mean": obs.mean(0).tolist(), "obs_std": obs.std(0).tolist(),
+            "state_mean": state.mean(0).tolist(), "state_std": state.std(0).tolist(),
+            "over": "filled rows of every episode (observations pooled over agents)"}
+
+
+def import_alberdice(path: Path, task: str, quality: str, data_dir: Path,
+                     progress: Progress | None = None) -> dict:
+    """Convert an AlberDICE dataset folder into ``<data>/alberdice/<task>/<quality>/<name>/``
+    in the ODIS layout, with the data's own standardisation statistics in the manifest."""
+    data_dir = require_dir(Path(data_dir), "--data-dir", must_exist=False)
+    path = require_dir(Path(path), "AlberDICE dataset folder")
+    spec = _map(safe_name(task, "--task"), "--task")
+    quality = safe_name(quality, "--quality")
+    run_name = safe_name(path.resolve().name, "dataset folder name")
+    dest = inside(data_dir, data_dir / "alberdice" / task / quality / run_name)
+    existing = existing_dataset(dest)
+    if existing is not None:
+        return {**existing, "status": "already imported"}
+    eps = read_alberdice(path, spec.layout)
+    writer = DatasetWriter(dest, eps.n_episodes, spec.layout)
+    batch = 256
+    for lo in range(0, eps.n_episodes, batch):
+        part = eps.select(slice(lo, min(lo + batch, eps.n_episodes)))
+        writer.add(part, infer_won(part, task))
+        if progress:
+            progress(writer.written, eps.n_episodes, f"import {task}/{quality}")
+    from marlbench.envs import default_backend
+
+    manifest = writer.finish({
+        "task": task, "backend": default_backend(task), "quality": quality,
+        "source": "alberdice", "origin": str(path.resolve()),
+        "behaviour_policy": {"name": "alberdice", "description": f"AlberDICE {quality} data "
+                             "(pymarl EpisodeBatch arrays)", "checkpoint": None},
+        "win_rate_source": None if infer_won(eps, task) is None
+        else "inferred from the final transition's reward",
+        "collection_seed": None,
+        "standardisation": standardisation(eps),
     })
     return {**manifest, "status": "imported"}
