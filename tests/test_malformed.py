@@ -348,7 +348,7 @@ OPTION_CASES = [
     (["env", "info", "3m", "--units", "sc3"], "--units"),
     (["env", "bench", "3m", "--units", ""], "--units"),
     (["env", "bench", "rware-tiny-2ag", "--reward", "dense"], "--reward"),
-    (["env", "bench", "rware-tiny-2ag", "--policy", "heuristic"], "focus-fire"),
+    (["env", "bench", "cn-2", "--policy", "heuristic"], "focus-fire"),
     (["env", "info", "rware-tiny-2ag", "--backend", "smax"], "runs on backend(s) rware"),
     (["env", "fidelity", "rware-tiny-2ag", "--data", "{file}"], "not a StarCraft map"),
     (["run", "{suite}", "--units", "sc3", "--dry-run"], "--units"),

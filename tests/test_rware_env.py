@@ -153,3 +153,37 @@ def test_env_info_and_bench_know_the_warehouse():
                               "alberdice"])
     assert res.exit_code == 0, res.output
     assert "mean length 500.0" in res.output and "env-steps/s" in res.output
+
+
+def test_distance_field_counts_rwares_moves():
+    from marlbench.data.rware_planner import FORWARD, LEFT, RIGHT, _next_action, distance_field
+
+    # a 3 x 3 floor, target the top-right cell (x 2, y 0); directions: 0 up, 1 down, 2 left,
+    # 3 right
+    dist = distance_field(3, 3, [(2, 0)], None)
+    assert dist[0, 0, 3] == 2  # facing right: two forward moves
+    assert dist[0, 0, 0] == 3  # facing up: a right turn, then two
+    assert dist[0, 0, 2] == 4  # facing left: two turns, then two
+    assert dist[0, 2].tolist() == [0, 0, 0, 0]
+    assert _next_action(dist, 0, 0, 3, None) == FORWARD
+    assert _next_action(dist, 0, 0, 0, None) == RIGHT
+    blocked = np.zeros((3, 3), bool)
+    blocked[0, 1] = True  # the direct way is shut: down, right twice, up
+    dist = distance_field(3, 3, [(2, 0)], blocked)
+    assert dist[0, 0, 3] == 1 + 1 + 1 + 2 + 1 + 1  # turn, down, turn, 2 right, turn, up
+    assert _next_action(dist, 0, 0, 3, blocked) in (LEFT, RIGHT)
+    assert _next_action(dist, 0, 0, 3, blocked) == RIGHT  # toward down
+
+
+def test_the_planner_delivers_shelves():
+    from marlbench.data.rware_planner import ShelfDeliveryPlanner
+    from marlbench.rollout import rollout
+
+    env = RwareEnv(get_map("rware-tiny-2ag"), 4)
+    planned = rollout(env, ShelfDeliveryPlanner(env, seed=0).act, 1)
+    rng = np.random.default_rng(0)
+    rand = rollout(env, lambda r: rng.integers(0, 5, r.avail_actions.shape[:2]), 1)
+    assert planned.returns.min() >= 2 and planned.returns.mean() >= 8
+    assert planned.returns.mean() > 10 * max(rand.returns.mean(), 0.25)
+    again = rollout(env, ShelfDeliveryPlanner(env, seed=0).act, 1)
+    np.testing.assert_array_equal(planned.returns, again.returns)  # seeded

@@ -152,7 +152,8 @@ def bench(
 ) -> None:
     """Play one batch of episodes and print env-steps/s and win rate.
 
-    The heuristic is marlbench's focus-fire script (no exploration).
+    The heuristic is marlbench's focus-fire script (no exploration) on StarCraft maps and the
+    scripted shelf-delivery planner in the warehouse.
     Example: marlbench env bench 3m --episodes 512 --policy heuristic
     """
     from marlbench.data.behaviour import FocusFirePolicy
@@ -167,8 +168,10 @@ def bench(
     if episodes <= 0:
         raise UserError("--episodes must be positive")
     spec = _spec(map_name)
-    if policy == "heuristic" and not is_starcraft(spec.name):
-        raise UserError("the heuristic is a StarCraft focus-fire script; use --policy random")
+    if policy == "heuristic" and not is_starcraft(spec.name) and \
+            default_backend(spec.name) != "rware":
+        raise UserError("the heuristic is a StarCraft focus-fire script or the warehouse's "
+                        "shelf-delivery planner; use --policy random")
     _units(units)
     if reward not in REWARDS:
         raise UserError(f"--reward: unknown warehouse reward {reward!r}; choose one of: "
@@ -178,11 +181,18 @@ def bench(
     env = make_env(spec.name, episodes, units=units if is_starcraft(spec.name) else None,
                    reward=reward if rware else None)
     rng = np.random.default_rng(seed)
-    script = FocusFirePolicy(env.layout, 0.0, rng) if policy == "heuristic" else None
+    if policy != "heuristic":
+        script = None
+    elif rware:
+        from marlbench.data.rware_planner import ShelfDeliveryPlanner
+
+        script = ShelfDeliveryPlanner(env, seed=seed)
+    else:
+        script = FocusFirePolicy(env.layout, 0.0, rng)
 
     def act(r):
         if policy == "heuristic":
-            return script.act(r.obs, r.avail_actions)
+            return script.act(r) if rware else script.act(r.obs, r.avail_actions)
         return (rng.random(r.avail_actions.shape) * r.avail_actions).argmax(-1)
 
     rollout(env, act, seed)  # warm-up: compilation (cached on disk for later processes)
