@@ -26,6 +26,7 @@ from marlbench.data.collect import MANIFEST, DatasetWriter, Manifest, existing_d
 from marlbench.data.dataset import LazyEpisodes, check_layout
 from marlbench.data.format import PART_NAME, DatasetError, EpisodeArrays, sha256
 from marlbench.data.stats import episode_stats, infer_won
+from marlbench.envs import default_backend, is_starcraft
 from marlbench.errors import UserError
 from marlbench.fields import NonNegativeInt, PositiveInt, StrictModel
 from marlbench.fileio import inside, read_json, require_dir, safe_name, validated, write_json
@@ -278,7 +279,9 @@ def import_og_marl(path: Path, task: str, quality: str | None, data_dir: Path,
         if progress:
             progress(writer.written, len(starts), f"import {task}/{quality}")
     manifest = writer.finish({
-        "task": task, "backend": "sc2", "quality": quality, "source": "og-marl",
+        # SMAC vaults were recorded in StarCraft II; others on their task's own backend
+        "task": task, "backend": "sc2" if is_starcraft(task) else default_backend(task),
+        "quality": quality, "source": "og-marl",
         "origin": str(Path(path).resolve()),
         "behaviour_policy": {"name": "og-marl", "description": f"OG-MARL vault {quality}",
                              "checkpoint": None},
@@ -393,8 +396,6 @@ def import_alberdice(path: Path, task: str, quality: str, data_dir: Path,
         writer.add(part, infer_won(part, task))
         if progress:
             progress(writer.written, eps.n_episodes, f"import {task}/{quality}")
-    from marlbench.envs import default_backend
-
     manifest = writer.finish({
         "task": task, "backend": default_backend(task), "quality": quality,
         "source": "alberdice", "origin": str(path.resolve()),
