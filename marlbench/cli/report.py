@@ -51,6 +51,7 @@ def report(
     algorithm), quality (task set × data quality × algorithm), task (every test task, seen or
     unseen), ablation (one row per variant label).
 
+    \b
     Example: marlbench report results --table main --format md
     Example: marlbench report results --table ablation --format latex --stat iqm
     Example: marlbench report results --compare stairs-former
