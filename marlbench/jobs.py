@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import shutil
 import time
@@ -174,7 +175,11 @@ def run_job(
     """Run one job in this process; record its status; never raise for a job's own failure."""
     job = Job.from_dict(job_dict)
     store = Store(Path(results_dir), Path(data_dir))
-    opened = _open(job, store)
+    try:
+        opened = _open(job, store)
+    except JobBusy as exc:  # its folder is another process's: touch nothing, write nothing
+        return {"id": job.id, "kind": job.kind, "title": job.title, "state": "failed",
+                "error": str(exc)}
     start = time.time()
     status: dict[str, Any] = {}
     try:
@@ -193,13 +198,37 @@ def run_job(
     return status
 
 
-Opened = tuple[Path, logging.Handler]
+Opened = tuple[Path, logging.Handler, int]
+LOCK = ".lock"
+
+
+class JobBusy(RuntimeError):
+    """The job's folder is locked by another process running the same job."""
+
+
+def _lock(out: Path) -> int:
+    """An exclusive lock on a job's folder while the job runs (released when its process
+    ends, however it ends): a second process given the same job (an orphaned worker, a
+    second `marlbench run` on the same results or data) is refused before it touches the
+    folder, instead of writing beside the first."""
+    import fcntl
+
+    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise JobBusy(f"{out} is being run by another process (a second marlbench run, or a "
+                      "worker of one still alive); not run twice") from None
+    return fd
 
 
 def _open(job: Job, store: Store) -> Opened:
-    """A job's folder made ready to run it (see :func:`_start_clean`) and its log attached."""
+    """A job's folder locked and made ready to run it (see :func:`_start_clean`), its log
+    attached."""
     out = store.job_dir(job)
     out.mkdir(parents=True, exist_ok=True)
+    fd = _lock(out)
     (out / "status.json").unlink(missing_ok=True)  # a rerun of a failed job: running now
     _start_clean(job, out)
     write_json(out / "job.json", job.to_dict())
@@ -208,7 +237,7 @@ def _open(job: Job, store: Store) -> Opened:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    return out, handler
+    return out, handler, fd
 
 
 def _log_to(opened: Opened, level: int, message: str) -> None:
@@ -221,17 +250,20 @@ def _close(job: Job, opened: Opened, status: dict | None, start: float) -> dict 
     run again); the full status written."""
     import torch
 
-    out, handler = opened
+    out, handler, fd = opened
     logging.getLogger().removeHandler(handler)
     handler.close()
-    if status is None:
-        return None
-    full = {"id": job.id, "kind": job.kind, "title": job.title, **status,
-            "wall_time_s": round(time.time() - start, 3), "log": str(out / "log.txt"),
-            "torch_threads": torch.get_num_threads(),
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    write_json(out / "status.json", full)
-    return full
+    try:
+        if status is None:
+            return None
+        full = {"id": job.id, "kind": job.kind, "title": job.title, **status,
+                "wall_time_s": round(time.time() - start, 3), "log": str(out / "log.txt"),
+                "torch_threads": torch.get_num_threads(),
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        write_json(out / "status.json", full)
+        return full
+    finally:
+        os.close(fd)  # the lock goes with it
 
 
 # -- fused groups ---------------------------------------------------------------------------
@@ -262,8 +294,17 @@ def run_jobs(job_dicts: list[dict], results_dir: str, data_dir: str, opts: dict,
                 for d in job_dicts]
     store = Store(Path(results_dir), Path(data_dir))
     statuses: dict[str, dict] = {}
-    opened = {job.id: _open(job, store) for job in jobs}
+    opened: dict[str, Opened] = {}
     start = time.time()
+    try:
+        for job in jobs:
+            opened[job.id] = _open(job, store)
+    except JobBusy:  # one of them runs elsewhere: each runs (or is refused) alone
+        for job in jobs:
+            if job.id in opened:
+                _close(job, opened[job.id], None, start)
+        return [run_job(d, results_dir, data_dir, opts, progress_for(d["id"]))
+                for d in job_dicts]
     alone: list[Job] = []
     try:
         data = {}

@@ -93,3 +93,32 @@ def test_workers_end_when_their_run_is_killed(tmp_path):
         time.sleep(0.2)
     os.kill(worker, 9)
     pytest.fail("the worker outlived its killed run")
+
+
+def test_a_job_running_elsewhere_is_refused_and_left_alone(tmp_path):
+    """A second process given a job whose folder another process holds (an orphaned worker,
+    a second run on the same results) fails it without touching the folder."""
+    import fcntl
+    import os
+
+    from marlbench.jobs import LOCK, run_job
+
+    plan = _plan()
+    store = Store(tmp_path / "results", tmp_path / "data")
+    job = next(j for j in plan.jobs.values() if j.kind == "dataset")
+    out = store.job_dir(job)
+    out.mkdir(parents=True)
+    (out / "part_0.h5.tmp").write_text("the other process's file in progress")
+    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # the other process, running it
+    try:
+        before = sorted(p.name for p in out.iterdir())
+        status = run_job(job.to_dict(), str(store.results_dir), str(store.data_dir),
+                         {"job_functions": FAKE})
+        assert status["state"] == "failed" and "another process" in status["error"]
+        assert sorted(p.name for p in out.iterdir()) == before  # nothing removed or written
+    finally:
+        os.close(fd)
+    status = run_job(job.to_dict(), str(store.results_dir), str(store.data_dir),
+                     {"job_functions": FAKE})
+    assert status["state"] == "done"  # once it is free, the job runs
