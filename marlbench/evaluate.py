@@ -20,15 +20,30 @@ def max_parallel(backend: str | None) -> int:
     if backend == "sc2":
         return int(os.environ.get("MARLBENCH_SC2_PARALLEL", "4"))
     return MAX_PARALLEL
-_ENV_CACHE: dict[tuple[str, int, str | None, str | None], object] = {}
+_ENV_CACHE: dict[tuple[str, int, str | None, str | None, str | None], object] = {}
 
 
-def cached_env(task: str, batch: int, backend: str | None, units: str | None = None):
+def cached_env(task: str, batch: int, backend: str | None, units: str | None = None,
+               reward: str | None = None):
     """Reuse a constructed (and compiled) environment within one worker process."""
-    key = (task, batch, backend, units)
+    key = (task, batch, backend, units, reward)
     if key not in _ENV_CACHE:
-        _ENV_CACHE[key] = make_env(task, batch, backend, units)
+        _ENV_CACHE[key] = make_env(task, batch, backend, units, reward)
     return _ENV_CACHE[key]
+
+
+class StandardisedPolicy(Policy):
+    """A policy trained on standardised observations, fed the environment's raw ones."""
+
+    def __init__(self, policy: Policy, standardiser):
+        self.policy, self.standardiser = policy, standardiser
+        self.uses_reward = getattr(policy, "uses_reward", False)
+
+    def initial_state(self, batch_size: int, task: str):
+        return self.policy.initial_state(batch_size, task)
+
+    def act(self, obs, avail, state, task, **kwargs):
+        return self.policy.act(self.standardiser.obs(obs), avail, state, task, **kwargs)
 
 
 def evaluate(
@@ -39,8 +54,9 @@ def evaluate(
     backend: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     units: str | None = None,
+    reward: str | None = None,
 ) -> dict:
-    """Win rate and return statistics of greedy ``policy`` over ``episodes`` episodes."""
+    """Win rate and return statistics of ``policy`` over ``episodes`` episodes."""
     won, returns, lengths, dead_a, dead_e = [], [], [], [], []
     done = 0
     chunk = 0
@@ -48,7 +64,7 @@ def evaluate(
     parallel = max_parallel(backend)
     while done < episodes:
         b = min(parallel, episodes - done)
-        env = cached_env(task, b, backend, units)
+        env = cached_env(task, b, backend, units, reward)
         r = rollout(env, PolicyActor(policy, task, b), seed * 7919 + chunk)
         keep = ~r.crashed  # an episode lost to a simulator crash is played again
         lost += int(r.crashed.sum())

@@ -38,7 +38,7 @@ def _behaviour(job: Job, out: Path, store: Store, opts: dict, progress: Progress
 
     c = job.config
     summary = train_behaviour(c["task"], c["backend"], c["settings"], c["seed"], out, progress,
-                              c.get("units"))
+                              c.get("units"), c.get("reward"))
     logging.info("behaviour %s: expert eval win %.3f at %d steps; medium eval win %.3f at %d "
                  "steps (threshold %.3f)", c["task"], summary["expert"]["eval_win_rate"],
                  summary["expert"]["env_steps"], summary["medium"]["eval_win_rate"],
@@ -56,9 +56,10 @@ def _dataset(job: Job, out: Path, store: Store, opts: dict, progress: Progress) 
         behaviour_dir = store.behaviour_dir(c["backend"], c["task"], c["behaviour"])
         manifest = make_quality(c["quality"], behaviour_dir, c["episodes"], c["seed"], out,
                                 progress)
-    else:
+    else:  # a script, or the warehouse planner standing in for the behaviour policy
         manifest = collect_scripted(c["task"], c["quality"], c["episodes"], c["seed"], out,
-                                    c["backend"], progress, c.get("units"))
+                                    c["backend"], progress, c.get("units"), c.get("reward"),
+                                    planner=c.get("policy") == "planner")
     logging.info("collected %s/%s: %s", c["task"], c["quality"], json.dumps(
         {k: manifest[k] for k in ("episodes", "mean_return", "win_rate")}))
 
@@ -106,9 +107,20 @@ def _eval(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> 
     learner = _build_learner(train_cfg, device)
     ckpt = torch.load(train_dir / "checkpoints" / f"step_{c['step']}.pt", map_location=device)
     learner.load_state_dict(ckpt["learner"])
+    seed = c["eval_seed"] * 1000 + c["seed"]
+    policy = learner.policy()
+    actions = c.get("actions", "greedy")
+    if actions == "sampled":
+        policy = policy.sampling(seed)
+    standardisation = ckpt.get("standardisation")
+    if standardisation is not None:
+        from marlbench.data.dataset import Standardiser
+        from marlbench.evaluate import StandardisedPolicy
+
+        policy = StandardisedPolicy(policy, Standardiser.from_dict(standardisation[c["task"]]))
     start = time.time()
-    stats = evaluate(learner.policy(), c["task"], c["episodes"],
-                     c["eval_seed"] * 1000 + c["seed"], c["backend"], progress, c.get("units"))
+    stats = evaluate(policy, c["task"], c["episodes"], seed, c["backend"], progress,
+                     c.get("units"), c.get("reward"))
     record = {
         "suite": opts.get("suite"),
         "algorithm": c["algorithm"],
@@ -123,6 +135,9 @@ def _eval(job: Job, out: Path, store: Store, opts: dict, progress: Progress) -> 
         "wall_time_s": round(time.time() - start, 3),
         "backend": c["backend"],
         "units": c.get("units"),
+        **({"reward": c["reward"]} if "reward" in c else {}),
+        "action_selection": actions,
+        "standardised": standardisation is not None,
         "versions": package_versions(),
         "config_hash": c["train"],
         "job_id": job.id,
@@ -370,9 +385,20 @@ def _train_together(group: list[Job], data: dict, store: Store, opts: dict,
     for out in outs:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
 
+    standardisers: list[dict | None] = [None] * len(group)
+    if c.get("standardise"):  # each job with its own data's statistics, saved with its weights
+        from marlbench.data.dataset import feature_stats
+
+        for j, job in enumerate(group):
+            stats = {task: feature_stats(d) for task, d in data[job.id].items()}
+            for task, d in data[job.id].items():
+                d.standardiser = stats[task]
+            standardisers[j] = {task: st.to_dict() for task, st in stats.items()}
+
     def save(j: int, step: int) -> None:
+        extra = {} if standardisers[j] is None else {"standardisation": standardisers[j]}
         save_torch(outs[j] / "checkpoints" / f"step_{step}.pt",
-                   {"step": step, "learner": learner.job_state(j)})
+                   {"step": step, "learner": learner.job_state(j), **extra})
 
     files = [open(out / "metrics.jsonl", "w") for out in outs]  # noqa: SIM115 - closed below
     progress = [progress_for(j.id) for j in group]

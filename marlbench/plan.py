@@ -89,6 +89,20 @@ def imported_run(data_dir: Path, source: str, task: str, quality: str) -> Path:
     return runs[-1]
 
 
+# behaviour settings added after the first release: left out of a job's config while at their
+# default, so that the ids of earlier behaviour runs (and the datasets made from them) stand
+_LATER_BEHAVIOUR_DEFAULTS = {"poor_fraction": 0.41, "threshold_metric": "win_rate"}
+
+
+def behaviour_settings(suite: Suite) -> dict[str, Any]:
+    """The suite's behaviour settings as a behaviour job's config names them."""
+    settings = suite.data.behaviour.model_dump()
+    for key, default in _LATER_BEHAVIOUR_DEFAULTS.items():
+        if settings.get(key) == default:
+            settings.pop(key)
+    return settings
+
+
 def make_plan(suite: Suite, data_dir: Path | None = None) -> Plan:
     """Expand a suite: a behaviour job per seen task (learned qualities), a dataset job per
     (task, stored quality), a train job per (algorithm label, task set, quality, seed), an
@@ -111,11 +125,13 @@ def make_plan(suite: Suite, data_dir: Path | None = None) -> Plan:
             "version": COLLECTOR_VERSION,
         }
         deps = []
-        if q.producer == "behaviour":
+        if q.producer == "behaviour" and suite.data.behaviour.algorithm == "planner":
+            config["policy"] = "planner"  # the scripted planner stands in for MAPPO's expert
+        elif q.producer == "behaviour":
             behaviour = add(Job("behaviour", {
                 **suite.env(),
                 "task": task,
-                "settings": suite.data.behaviour.model_dump(),
+                "settings": behaviour_settings(suite),
                 "seed": suite.data.seed,
                 "version": BEHAVIOUR_VERSION,
             }))
@@ -171,6 +187,8 @@ def make_plan(suite: Suite, data_dir: Path | None = None) -> Plan:
                                 "checkpoint_steps": steps,
                                 "datasets": datasets,
                                 "version": TRAINER_VERSION,
+                                **({"standardise": True} if suite.training.standardise
+                                   else {}),
                             },
                             deps=sorted(dataset_jobs),
                         )
@@ -192,6 +210,8 @@ def make_plan(suite: Suite, data_dir: Path | None = None) -> Plan:
                                         "split": task_set.split(task),
                                         "episodes": suite.evaluation.episodes,
                                         "eval_seed": suite.evaluation.seed,
+                                        **({"actions": "sampled"}
+                                           if suite.evaluation.actions == "sampled" else {}),
                                         **suite.env(),
                                         "version": EVALUATOR_VERSION,
                                     },

@@ -98,7 +98,10 @@ class BehaviourSettings(_Strict):
     steps on 32 greedy episodes); the behaviour learner is MAPPO (``marlbench.data.mappo``).
     """
 
-    algorithm: Literal["mappo"] = "mappo"
+    algorithm: Literal["mappo", "planner"] = Field("mappo", description=(
+        "mappo (trained online per task), or planner: marlbench's scripted shelf-delivery "
+        "planner stands in for MAPPO's expert on the warehouse (rware backend, quality expert "
+        "only), where MAPPO cannot learn a map within a quick budget; the manifest says so"))
     env_steps: int = Field(2_050_000, gt=0, le=10**9, strict=True,
                            description="training budget in environment steps")
     batch_episodes: int = Field(128, gt=0, le=4096, strict=True,
@@ -111,6 +114,13 @@ class BehaviourSettings(_Strict):
         0.5, gt=0, le=1, description="medium = first checkpoint reaching this × expert win rate")
     medium_win_rate: float | None = Field(
         None, gt=0, le=1, description="absolute stop win rate instead (ODIS's stop_winrate)")
+    poor_fraction: float = Field(
+        0.41, gt=0, le=1, description="poor = first checkpoint reaching this × the final "
+        "evaluation on threshold_metric (MADT's good / medium / poor data)")
+    threshold_metric: Literal["win_rate", "return"] = Field(
+        "win_rate", description="what medium_fraction and poor_fraction are fractions of: the "
+        "evaluation win rate (ODIS) or mean return (MADT's qualities; the only one on tasks "
+        "without a win, the warehouse)")
     params: dict[str, Any] = Field(default_factory=dict, description="MAPPO overrides")
 
     @field_validator("params")
@@ -159,6 +169,9 @@ class DataSettings(_Strict):
 
 class TrainingSettings(_Strict):
     updates: Count = Field(30000, description="optimiser steps")
+    standardise: bool = Field(
+        False, description="standardise observations and states with the loaded data's own "
+        "per-feature mean and std, in training and evaluation (AlberDICE's standardize_obs)")
     batch_episodes: int = Field(32, gt=0, le=4096, strict=True,
                                 description="episodes of one task per batch")
     lr: Rate | None = Field(None, description="learning-rate override for every algorithm")
@@ -170,6 +183,9 @@ class EvaluationSettings(_Strict):
                           description="greedy episodes per test task")
     interval: Interval | None = Field(500, description="evaluate every N updates (and at the end)")
     checkpoint: Literal["final", "best", "last_k"] = "final"
+    actions: Literal["greedy", "sampled"] = Field(
+        "greedy", description="greedy (the multi-task papers) or sampled from the policy (the "
+        "evaluation contract of the published warehouse numbers; learners that can)")
     last_k: int = Field(3, gt=0, le=MAX_CHECKPOINTS, strict=True)
     seed: Seed = 0
 
@@ -234,6 +250,10 @@ class Suite(_Strict):
     units: Literal["smax", "sc2"] | None = Field(
         None, description="the embedded backend's unit profile: smax (SMAX's own) or sc2 "
         "(StarCraft II's units and rules); default smax; smax backend only")
+    reward: Literal["rware", "alberdice"] | None = Field(
+        None, description="the warehouse's reward: rware (delivery rewards summed over agents) "
+        "or alberdice (agent 0's shaped reward, the published numbers' contract); default "
+        "rware; rware backend only")
     task_sets: list[str] = Field(min_length=1)
     qualities: list[str] = Field(min_length=1)
     seeds: list[Seed] = Field(min_length=1, max_length=1000)
@@ -289,6 +309,8 @@ class Suite(_Strict):
     def env(self) -> dict[str, str]:
         """What names the simulated environment in every job's config: the backend, and on
         the embedded one its unit profile."""
+        if self.backend == "rware":
+            return {"backend": self.backend, "reward": self.reward or "rware"}
         if self.backend != "smax":
             return {"backend": self.backend}
         return {"backend": self.backend, "units": self.units or DEFAULT_UNITS}
@@ -303,6 +325,19 @@ class Suite(_Strict):
             if self.backend not in backends:
                 raise ValueError(f"task set {name!r} does not run on backend {self.backend!r}; "
                                  f"it runs on: {', '.join(backends)}")
+        if self.reward is not None and self.backend != "rware":
+            raise ValueError(f"reward: a warehouse reward ({self.reward!r}) is for the rware "
+                             f"backend, not {self.backend!r}")
+        if self.data.behaviour.algorithm == "planner":
+            if self.backend != "rware":
+                raise ValueError("data.behaviour.algorithm: the shelf-delivery planner drives "
+                                 f"warehouse robots (backend rware), not {self.backend!r}")
+            learned = [q for q in self.qualities if q != "expert"
+                       and QUALITIES[q].producer != "script"]
+            if learned:
+                raise ValueError("data.behaviour.algorithm: the planner stands in for the expert "
+                                 f"only; quality {learned[0]!r} needs a learned behaviour run "
+                                 "(algorithm mappo)")
         for name, source in self.data.imported.items():
             if name not in self.task_sets:
                 raise ValueError(f"data.imported names task set {name!r}, which the suite does "

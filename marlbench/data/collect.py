@@ -116,6 +116,7 @@ class Manifest(StrictModel):
     task: str
     backend: str | None
     units: Literal["smax", "sc2"] | None = None  # the embedded backend's unit profile
+    reward: Literal["rware", "alberdice"] | None = None  # the warehouse's reward definition
     quality: str
     source: str | None = None
     origin: str | None = None
@@ -330,22 +331,40 @@ def collect_scripted(
     backend: str | None = None,
     progress: Progress | None = None,
     units: str | None = None,
+    reward: str | None = None,
+    planner: bool = False,
 ) -> dict:
-    """Collect ``episodes`` episodes of a scripted quality on ``task``."""
+    """Collect ``episodes`` episodes of a scripted quality on ``task``: the focus-fire script
+    on StarCraft maps; with ``planner``, the warehouse's shelf-delivery planner standing in
+    for the behaviour policy of ``quality`` (``data.behaviour.algorithm: planner``)."""
     existing = existing_dataset(out_dir)
     if existing is not None:
         return existing
     q = get_quality(quality)
     batch = min(COLLECT_BATCH, episodes)
-    env = make_env(task, batch, backend, units)
+    env = make_env(task, batch, backend, units, reward)
     writer = DatasetWriter(out_dir, episodes, env.layout)
-    policy = FocusFirePolicy(env.layout, q.epsilon, np.random.default_rng(seed))
+    if planner:
+        from marlbench.data.rware_planner import PLANNER_EPSILON, ShelfDeliveryPlanner
+
+        robots = ShelfDeliveryPlanner(env, PLANNER_EPSILON, seed)
+        act = robots.act
+        made_by = {"name": "shelf_delivery_planner", "epsilon": PLANNER_EPSILON,
+                   "description": "marlbench's scripted shelf-delivery planner (shortest paths "
+                   f"in rware's moves) standing in for MAPPO's {quality} policy "
+                   "(data.behaviour.algorithm: planner)", "checkpoint": None}
+    else:
+        policy = FocusFirePolicy(env.layout, q.epsilon, np.random.default_rng(seed))
+
+        def act(r):
+            return policy.act(r.obs, r.avail_actions)
+
+        made_by = {"name": "focus_fire", "epsilon": q.epsilon, "description": q.description,
+                   "checkpoint": None}
     chunk = 0
     while writer.remaining:
-        res = rollout(
-            env, lambda r: policy.act(r.obs, r.avail_actions), seed * 100_003 + chunk, True
-        )
-        writer.add(res.episodes, res.won)
+        res = rollout(env, act, seed * 100_003 + chunk, True)
+        writer.add(res.episodes, None if planner else res.won)  # the warehouse has no win
         chunk += 1
         if progress:
             progress(writer.written, episodes, f"collect {task}/{quality}")
@@ -353,8 +372,8 @@ def collect_scripted(
         "task": task,
         "backend": backend,
         **({"units": units} if units is not None else {}),
+        **({"reward": reward} if reward is not None else {}),
         "quality": quality,
-        "behaviour_policy": {"name": "focus_fire", "epsilon": q.epsilon,
-                             "description": q.description, "checkpoint": None},
+        "behaviour_policy": made_by,
         "collection_seed": seed,
     })

@@ -242,9 +242,77 @@ def stack_batches(batches: list[Batch]) -> Batch:
     return Batch(**stacked, length=torch.stack([b.length for b in batches]))
 
 
+@dataclass(frozen=True)
+class Standardiser:
+    """Per-feature standardisation of observations and states with a dataset's own mean and
+    std over its filled rows (AlberDICE's ``standardize_obs``); a constant feature (std 0)
+    is only centred."""
+
+    obs_mean: np.ndarray
+    obs_std: np.ndarray
+    state_mean: np.ndarray
+    state_std: np.ndarray
+
+    @staticmethod
+    def _scale(std: np.ndarray) -> np.ndarray:
+        return np.where(std > 1e-8, std, 1.0).astype(np.float32)
+
+    def obs(self, obs: np.ndarray) -> np.ndarray:
+        return ((obs - self.obs_mean) / self._scale(self.obs_std)).astype(np.float32)
+
+    def batch(self, b: Batch) -> Batch:
+        def z(x: torch.Tensor, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
+            m = torch.as_tensor(mean, dtype=x.dtype, device=x.device)
+            s = torch.as_tensor(self._scale(std), dtype=x.dtype, device=x.device)
+            return (x - m) / s
+
+        return Batch(z(b.obs, self.obs_mean, self.obs_std),
+                     z(b.state, self.state_mean, self.state_std), b.actions, b.avail, b.reward,
+                     b.terminated, b.filled, b.length)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {k: getattr(self, k).astype(float).tolist()
+                for k in ("obs_mean", "obs_std", "state_mean", "state_std")}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Standardiser:
+        return cls(*(np.asarray(d[k], np.float32)
+                     for k in ("obs_mean", "obs_std", "state_mean", "state_std")))
+
+
+def _moments(chunks) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and population std over rows of [rows, features] chunks (float64 sums)."""
+    total = count = squares = None
+    for x in chunks:
+        x = x.astype(np.float64)
+        total = x.sum(0) if total is None else total + x.sum(0)
+        squares = (x * x).sum(0) if squares is None else squares + (x * x).sum(0)
+        count = x.shape[0] if count is None else count + x.shape[0]
+    mean = total / max(count, 1)
+    var = np.maximum(squares / max(count, 1) - mean * mean, 0.0)
+    return mean.astype(np.float32), np.sqrt(var).astype(np.float32)
+
+
+def feature_stats(data: TaskData, chunk: int = 256) -> Standardiser:
+    """The standardisation of one task's loaded episodes: observations over every filled
+    (row, agent), states over every filled row."""
+    def parts():
+        for start in range(0, data.n_episodes, chunk):
+            idx = np.arange(start, min(start + chunk, data.n_episodes))
+            eps = data.take(idx, int(data.lengths[idx].max()))
+            yield eps, eps.filled.astype(bool)  # [E, T+1]
+
+    obs_mean, obs_std = _moments(e.obs[f].reshape(-1, e.obs.shape[-1]) for e, f in parts())
+    state_mean, state_std = _moments(e.state[f] for e, f in parts())
+    return Standardiser(obs_mean, obs_std, state_mean, state_std)
+
+
 class TaskData:
     """The episodes of one task (one or more sources, e.g. medium + expert), sampled uniformly
-    without replacement within a batch."""
+    without replacement within a batch; with a :class:`Standardiser`, batches come
+    standardised."""
+
+    standardiser: Standardiser | None = None
 
     def __init__(self, *sources: EpisodeArrays | LazyEpisodes):
         if not sources:
@@ -280,7 +348,8 @@ class TaskData:
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
         idx = rng.choice(self.n_episodes, size=min(batch_size, self.n_episodes), replace=False)
         t = int(self._lengths[idx].max())
-        return Batch.from_episodes(self.take(idx, t), t)
+        batch = Batch.from_episodes(self.take(idx, t), t)
+        return batch if self.standardiser is None else self.standardiser.batch(batch)
 
 
 def load_task_data(

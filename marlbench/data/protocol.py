@@ -7,7 +7,11 @@ training episodes. From that run:
 - expert: greedy roll-outs of the final policy;
 - medium: greedy roll-outs of the first checkpoint whose evaluation win rate reaches the stop
   threshold (``medium_win_rate``, or ``medium_fraction`` × the final evaluation win rate);
-- medium-replay: the logged training episodes up to that checkpoint.
+- medium-replay: the logged training episodes up to that checkpoint;
+- MADT's good / medium / poor (MADS4's SMAC data): good = the final policy (as expert), medium
+  and poor = the first checkpoints reaching ``medium_fraction`` and ``poor_fraction`` × the
+  final evaluation, measured on ``threshold_metric`` (win rate, or mean return: the only
+  measure on the warehouse, which has no win).
 
 A behaviour run is resumable: ``state.pt`` (written atomically after each evaluation) holds the
 learner, its optimiser and random state and the evaluation history; a rerun continues from it
@@ -31,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from marlbench.data.collect import DatasetWriter, existing_dataset
 from marlbench.data.format import DatasetError, EpisodeArrays
 from marlbench.data.mappo import Mappo, MappoConfig
-from marlbench.envs import make_env
+from marlbench.envs import has_win, make_env
 from marlbench.fields import NonNegativeInt, PositiveInt, StrictModel, StrictProbability
 from marlbench.fileio import read_json, save_torch, validated, write_json
 
@@ -116,7 +120,9 @@ class _Point(StrictModel):
     checkpoint: _Checkpoint
     env_steps: NonNegativeInt
     eval_win_rate: StrictProbability
-    threshold: Annotated[float, Field(ge=0, le=1, strict=True)] | None = None
+    eval_return: Annotated[float, Field(allow_inf_nan=False, strict=True)] | None = None
+    threshold: Annotated[float, Field(allow_inf_nan=False, strict=True)] | None = None
+    metric: Literal["win_rate", "return"] | None = None
 
 
 class _Window(StrictModel):
@@ -147,6 +153,7 @@ class BehaviourSummary(StrictModel):
     task: str
     backend: str
     units: Literal["smax", "sc2"] | None = None
+    reward: Literal["rware", "alberdice"] | None = None  # the warehouse's reward definition
     algorithm: Literal["mappo"]
     config: dict[str, Any]
     settings: _Settings
@@ -156,6 +163,7 @@ class BehaviourSummary(StrictModel):
     evals: list[_Eval] = Field(min_length=1)
     expert: _Point
     medium: _Point
+    poor: _Point | None = None
     replay: _Replay
     warnings: list[str]
     wall_time_s: Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -193,6 +201,7 @@ def train_behaviour(
     run_dir: Path,
     progress: Progress | None = None,
     units: str | None = None,
+    reward: str | None = None,
 ) -> dict:
     """Train (or resume, or reuse) the behaviour run of one task; return its summary."""
     run_dir = Path(run_dir)
@@ -204,11 +213,16 @@ def train_behaviour(
     # one thread: the networks are small, and the run is then bit-identical on every machine
     # (and across a resume)
     torch.set_num_threads(1)
-    env = make_env(task, settings["batch_episodes"], backend, units)
+    env = make_env(task, settings["batch_episodes"], backend, units, reward)
     config = behaviour_config(settings)
     learner = Mappo(env.layout, config, seed)
     log = ReplayLog(run_dir / "replay")
-    bound = settings.get("medium_win_rate") or settings["medium_fraction"]
+    # the replay log (medium-replay) may stop once the medium point is certainly reached: a win
+    # rate at or above the fraction (the threshold is that fraction of a final rate <= 1); a
+    # return threshold is known only at the end, so the log runs to the end then
+    by_return = _metric(settings) == "mean_return"
+    bound = math.inf if by_return else (settings.get("medium_win_rate")
+                                        or settings["medium_fraction"])
     st: dict[str, Any] = {"iteration": 0, "env_steps": 0, "evals": [], "windows": [],
                           "recording": True, "elapsed_s": 0.0}
     state_path = run_dir / "state.pt"
@@ -262,6 +276,8 @@ def train_behaviour(
     summary = _summarise(task, backend, settings, seed, config, st)
     if units is not None:
         summary["units"] = units
+    if reward is not None:
+        summary["reward"] = reward
     summary["wall_time_s"] = round(st["elapsed_s"], 2)
     summary["resumed_at_env_steps"] = resumed_at or None
     _prune_checkpoints(ckpt_dir, summary)
@@ -269,21 +285,50 @@ def train_behaviour(
     return summary
 
 
+def _metric(settings: dict) -> str:
+    """The evaluation key the quality thresholds are fractions of (settings of older runs
+    carry no ``threshold_metric``: win rate)."""
+    return "mean_return" if settings.get("threshold_metric") == "return" else "win_rate"
+
+
+def _point(e: dict, metric: str, threshold: float | None = None) -> dict:
+    out = {"checkpoint": e["checkpoint"], "env_steps": e["env_steps"],
+           "eval_win_rate": e["win_rate"], "eval_return": e["mean_return"]}
+    if threshold is not None:
+        out.update(threshold=threshold, metric="return" if metric == "mean_return" else
+                   "win_rate")
+    return out
+
+
+def _first_reaching(evals: list[dict], metric: str, threshold: float) -> dict:
+    """The first evaluation at or above ``threshold`` (the final one reaches any fraction of
+    itself when it is positive; else the first evaluation)."""
+    return next((e for e in evals if e[metric] >= threshold), evals[0])
+
+
 def _summarise(task: str, backend: str, settings: dict, seed: int, config: MappoConfig,
                st: dict) -> dict:
     evals = st["evals"]
     final = evals[-1]
-    threshold = settings.get("medium_win_rate")
+    metric = _metric(settings)
+    threshold = settings.get("medium_win_rate") if metric == "win_rate" else None
     if threshold is None:
-        threshold = settings["medium_fraction"] * final["win_rate"]
-    medium = next(e for e in evals if e["win_rate"] >= threshold)
+        threshold = settings["medium_fraction"] * final[metric]
+    medium = _first_reaching(evals, metric, threshold)
+    poor_threshold = settings.get("poor_fraction", 0.41) * final[metric]
+    poor = _first_reaching(evals, metric, poor_threshold)
     # the replay log runs to the medium checkpoint (at least one window)
     windows = [w for w in st["windows"] if w["until_env_steps"] <= medium["env_steps"]]
     windows = windows or st["windows"][:1]
     warnings = []
-    if final["win_rate"] == 0:
+    if metric == "win_rate" and final["win_rate"] == 0:
         warnings.append("the behaviour policy never won an evaluation: expert and medium data "
                         "are not distinct; raise data.behaviour.env_steps")
+    if metric == "mean_return" and final["mean_return"] <= max(e["mean_return"]
+                                                               for e in evals[:1]):
+        warnings.append("the behaviour policy's final evaluation return is no better than the "
+                        "untrained policy's: good, medium and poor data are not distinct; raise "
+                        "data.behaviour.env_steps")
     return {
         "task": task,
         "backend": backend,
@@ -294,10 +339,9 @@ def _summarise(task: str, backend: str, settings: dict, seed: int, config: Mappo
         "env_steps": st["env_steps"],
         "iterations": st["iteration"],
         "evals": evals,
-        "expert": {"checkpoint": final["checkpoint"], "env_steps": final["env_steps"],
-                   "eval_win_rate": final["win_rate"]},
-        "medium": {"checkpoint": medium["checkpoint"], "env_steps": medium["env_steps"],
-                   "eval_win_rate": medium["win_rate"], "threshold": threshold},
+        "expert": _point(final, metric),
+        "medium": _point(medium, metric, threshold),
+        "poor": _point(poor, metric, poor_threshold),
         "replay": {"windows": windows, "episodes": sum(w["episodes"] for w in windows)},
         "warnings": warnings,
     }
@@ -306,12 +350,13 @@ def _summarise(task: str, backend: str, settings: dict, seed: int, config: Mappo
 def _prune_checkpoints(ckpt_dir: Path, summary: dict) -> None:
     """Keep the checkpoints data is made from (expert, medium) and every evaluation record
     high (any could be the medium under another threshold); drop the rest."""
-    keep = {summary["expert"]["checkpoint"], summary["medium"]["checkpoint"]}
-    best = -1.0
-    for e in summary["evals"]:
-        if e["win_rate"] > best:
-            keep.add(e["checkpoint"])
-            best = e["win_rate"]
+    keep = {summary[p]["checkpoint"] for p in ("expert", "medium", "poor") if summary.get(p)}
+    for key in ("win_rate", "mean_return"):
+        best = -math.inf
+        for e in summary["evals"]:
+            if e[key] > best:
+                keep.add(e["checkpoint"])
+                best = e[key]
     for path in ckpt_dir.glob("steps_*.pt"):
         if path.name not in keep:
             path.unlink()
@@ -339,10 +384,13 @@ def make_quality(
     behaviour_dir = Path(behaviour_dir)
     summary = read_summary(behaviour_dir)
     task, backend, units = summary["task"], summary["backend"], summary.get("units")
+    reward = summary.get("reward")
     meta: dict[str, Any] = {"task": task, "backend": backend, "quality": quality,
                             "collection_seed": seed}
     if units is not None:
         meta["units"] = units
+    if reward is not None:
+        meta["reward"] = reward
     policy = {"name": "mappo", "config": summary["config"], "trained_env_steps":
               summary["env_steps"], "behaviour_run": behaviour_dir.name}
     if quality == "medium-replay":
@@ -356,7 +404,7 @@ def make_quality(
         writer = DatasetWriter(out_dir, replay["episodes"], get_map(task).layout)
         for w in replay["windows"]:
             ep, won = log.read(int(w["file"].split("_")[1].split(".")[0]))
-            writer.add(ep, won)
+            writer.add(ep, won if has_win(task) else None)
             if progress:
                 progress(writer.written, replay["episodes"], f"data {task}/{quality}")
         meta["behaviour_policy"] = {
@@ -364,16 +412,20 @@ def make_quality(
             "until_checkpoint": summary["medium"]["checkpoint"],
             "until_env_steps": summary["medium"]["env_steps"]}
         return writer.finish(meta)
-    which = {"expert": "expert", "medium": "medium"}[quality]
-    point = summary[which]
-    env = make_env(task, summary["settings"]["batch_episodes"], backend, units)
+    which = {"expert": "expert", "good": "expert", "medium": "medium", "poor": "poor"}[quality]
+    point = summary.get(which)
+    if point is None:
+        raise DatasetError(f"{behaviour_dir / SUMMARY}: the behaviour run records no {which} "
+                           "checkpoint (it predates that quality); remove it to rerun it")
+    env = make_env(task, summary["settings"]["batch_episodes"], backend, units, reward)
     learner = load_behaviour_policy(behaviour_dir, point["checkpoint"], env.layout)
     writer = DatasetWriter(out_dir, episodes, env.layout)
-    base = seed * 1_000_003 + (500_000 if quality == "expert" else 700_000)
+    base = seed * 1_000_003 + {"expert": 500_000, "medium": 700_000, "good": 800_000,
+                               "poor": 600_000}[quality]
     chunk = 0
     while writer.remaining:
         r = learner.play(env, base + chunk, greedy=True)
-        writer.add(r.episodes, r.won)
+        writer.add(r.episodes, r.won if has_win(task) else None)
         chunk += 1
         if progress:
             progress(writer.written, episodes, f"data {task}/{quality}")
@@ -381,5 +433,7 @@ def make_quality(
         **policy, "mode": "greedy", "checkpoint": point["checkpoint"],
         "checkpoint_env_steps": point["env_steps"],
         "checkpoint_eval_win_rate": point["eval_win_rate"],
-        **({"stop_threshold": point["threshold"]} if quality == "medium" else {})}
+        **({"checkpoint_eval_return": point["eval_return"]} if "eval_return" in point else {}),
+        **({"stop_threshold": point["threshold"], "threshold_metric": point.get(
+            "metric", "win_rate")} if quality in ("medium", "poor") else {})}
     return writer.finish(meta)

@@ -32,7 +32,7 @@ class Quality:
 
 # The learned qualities run on every batched backend that can train a behaviour policy fast;
 # real StarCraft II data is imported (``marlbench data import odis``) rather than recollected.
-_LEARNED = ("smax", "grid")
+_LEARNED = ("smax", "grid", "rware")
 
 QUALITIES: dict[str, Quality] = {
     q.name: q
@@ -45,8 +45,9 @@ QUALITIES: dict[str, Quality] = {
         ),
         Quality(
             "medium",
-            "greedy roll-outs of the first behaviour checkpoint whose evaluation win rate reaches "
-            "the stop threshold (default: half the expert's)",
+            "greedy roll-outs of the first behaviour checkpoint whose evaluation reaches the stop "
+            "threshold (default: half the expert's win rate; MADT's medium: medium_fraction × "
+            "the final return)",
             "behaviour",
             _LEARNED,
         ),
@@ -64,6 +65,20 @@ QUALITIES: dict[str, Quality] = {
             parts=("medium", "expert"),
         ),
         Quality(
+            "good",
+            "MADT's good data: greedy roll-outs of the behaviour policy at the end of its "
+            "training budget (the same policy as expert, a dataset of its own)",
+            "behaviour",
+            _LEARNED,
+        ),
+        Quality(
+            "poor",
+            "MADT's poor data: greedy roll-outs of the first behaviour checkpoint whose evaluation "
+            "reaches poor_fraction × the final one (on the behaviour's threshold_metric)",
+            "behaviour",
+            _LEARNED,
+        ),
+        Quality(
             "scripted",
             "greedy roll-outs of marlbench's focus-fire script (attack the weakest enemy in "
             "range, else close in on the nearest visible one) with 5% uniformly random actions",
@@ -76,6 +91,7 @@ QUALITIES: dict[str, Quality] = {
 
 BEHAVIOUR_QUALITIES = tuple(q for q, spec in QUALITIES.items() if spec.producer == "behaviour")
 PAPER_QUALITIES = ("expert", "medium", "medium-expert", "medium-replay")
+MADT_QUALITIES = ("good", "medium", "poor")  # MADS4 Table 2's G / M / P
 
 
 def get_quality(name: str) -> Quality:

@@ -77,10 +77,13 @@ def _next_action(dist: np.ndarray, x: int, y: int, d: int,
     return NOOP
 
 
+PLANNER_EPSILON = 0.05  # random actions in collected data (as the focus-fire script's)
+
+
 class ShelfDeliveryPlanner:
     """Scripted robots for every episode of a :class:`marlbench.envs.rware.RwareEnv`."""
 
-    def __init__(self, env, epsilon: float = 0.05, seed: int = 0):
+    def __init__(self, env, epsilon: float = PLANNER_EPSILON, seed: int = 0):
         self.env = env
         self.epsilon = epsilon
         self.rng = np.random.default_rng(seed)

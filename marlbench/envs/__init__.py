@@ -23,6 +23,14 @@ def is_starcraft(map_name: str) -> bool:
     return "smax" in task_backends(map_name)
 
 
+def has_win(map_name: str) -> bool:
+    """Whether episodes of a task can be won (battles, navigation); the warehouse has only
+    returns."""
+    from marlbench.envs.rware import RWARE_TASKS
+
+    return map_name not in RWARE_TASKS
+
+
 def default_backend(map_name: str) -> str:
     return task_backends(map_name)[0]
 

@@ -1,4 +1,6 @@
-"""Task sets: the published seen/unseen splits with their test-task order (protocol.md §1)."""
+"""Task sets: the published seen/unseen splits with their test-task order (protocol.md §1), and
+the single-task sets of the offline single-task track (train and test on one map, MADS4's
+protocol.md §8.4)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ class TaskSet:
     source: str
     backends: tuple[str, ...]
     family: str = "smac"  # tables average task sets only within one family
+    kind: str = "multi"  # "multi" (seen/unseen splits) or "single" (one map, no unseen split)
 
     @property
     def unseen(self) -> tuple[str, ...]:
@@ -103,7 +106,24 @@ TASK_SETS: dict[str, TaskSet] = {
 }
 
 
-FAMILY_TITLES = {"smac": "SMAC", "smacv2": "SMACv2", "toy": "Toy", "cn": "CN"}
+def _single(task: str, backends: tuple[str, ...], family: str, source: str) -> TaskSet:
+    """A single-task set: trained and tested on ``task`` alone, named after it."""
+    return TaskSet(task, task, (task,), (task,), source, backends, family=family, kind="single")
+
+
+_MADS4 = "MADS4 Table 1 / Table 2 maps (protocol.md §8.4)"
+SINGLE_TASK_SETS: dict[str, TaskSet] = {
+    ts.name: ts
+    for ts in [
+        *(_single(f"rware-{size}-{n}ag", ("rware",), "rware", _MADS4)
+          for size in ("tiny", "small") for n in (2, 4, 6)),
+        _single("5m_vs_6m", ("smax", "sc2"), "smac_single", _MADS4),
+    ]
+}
+TASK_SETS.update(SINGLE_TASK_SETS)
+
+FAMILY_TITLES = {"smac": "SMAC", "smacv2": "SMACv2", "toy": "Toy", "cn": "CN", "rware": "RWARE",
+                 "smac_single": "SMAC single-task"}
 
 
 def get_task_set(name: str) -> TaskSet:

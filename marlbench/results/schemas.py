@@ -89,6 +89,9 @@ class Record(_Schema):
     wall_time_s: NonNegativeFloat
     backend: Name
     units: Literal["smax", "sc2"] | None = None
+    reward: Literal["rware", "alberdice"] | None = None  # the warehouse's reward definition
+    action_selection: Literal["greedy", "sampled"] | None = None  # absent: greedy
+    standardised: bool | None = None  # observations standardised with the data's statistics
     versions: dict[str, str]
     config_hash: JobId
     job_id: JobId
