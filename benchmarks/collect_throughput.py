@@ -22,8 +22,8 @@ from common import machine
 
 from marlbench.data.collect import DatasetWriter
 from marlbench.data.dataset import LazyEpisodes, TaskData, load_episodes
-from marlbench.data.mappo import Mappo, MappoConfig
 from marlbench.envs import make_env
+from marlbench.learners.mappo import Mappo, MappoConfig
 
 ODIS_3M = (Path(__file__).resolve().parents[2] / "shared" / "datasets" / "odis" / "dataset"
            / "3m" / "medium" / "qmix_2022-04-03_12-49-45")

@@ -165,9 +165,9 @@ def behaviour_figures(task: str, iterations: int = 2) -> tuple[float, float]:
     episodes appended to the replay log, then an update): env-steps/s; and the seconds of one
     greedy evaluation chunk of 128 episodes (a behaviour job evaluates every
     ``eval_interval`` env-steps)."""
-    from marlbench.data.mappo import Mappo, MappoConfig
     from marlbench.data.protocol import ReplayLog
     from marlbench.envs import make_env
+    from marlbench.learners.mappo import Mappo, MappoConfig
 
     env = make_env(task, 128)
     learner = Mappo(env.layout, MappoConfig(), 0)

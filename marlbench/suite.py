@@ -22,7 +22,7 @@ from marlbench.envs.units import DEFAULT_UNITS
 from marlbench.errors import UserError
 from marlbench.fields import Count, Device, Interval, Rate, Seed
 from marlbench.fileio import error_field, error_message, is_safe_name, read_text
-from marlbench.learners import LEARNERS
+from marlbench.learners import LEARNERS, ONLINE_LEARNERS
 
 MAX_SUITE_BYTES = 1 << 20
 MAX_YAML_NODES = 100_000  # after expanding aliases
@@ -59,6 +59,11 @@ class AlgorithmEntry(_Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
+        if v in ONLINE_LEARNERS:
+            raise ValueError(f"{v} is an online learner (it learns by acting, the offline "
+                             "tracks train from datasets); it makes behaviour data as "
+                             f"data.behaviour.algorithm; offline algorithms: "
+                             f"{', '.join(LEARNERS)}")
         if v not in LEARNERS:
             raise ValueError(f"unknown algorithm {v!r}; choose one of: {', '.join(LEARNERS)}")
         return v
@@ -95,7 +100,8 @@ class BehaviourSettings(_Strict):
     """The online behaviour policy trained per seen task to produce the learned qualities.
 
     Defaults follow the ODIS collection settings (t_max 2.05M env steps, evaluation every 10k
-    steps on 32 greedy episodes); the behaviour learner is MAPPO (``marlbench.data.mappo``).
+    steps on 32 greedy episodes); the behaviour learner is MAPPO, the registry's online
+    learner (``marlbench.learners.mappo``).
     """
 
     algorithm: Literal["mappo", "planner"] = Field("mappo", description=(
@@ -128,7 +134,7 @@ class BehaviourSettings(_Strict):
     def _known_params(cls, v: dict[str, Any]) -> dict[str, Any]:
         from dataclasses import fields
 
-        from marlbench.data.mappo import MappoConfig
+        from marlbench.learners.mappo import MappoConfig
 
         valid = [f.name for f in fields(MappoConfig)]
         unknown = sorted(set(v) - set(valid))

@@ -16,9 +16,9 @@ import pytest
 from marlbench.data.collect import existing_dataset, verify_dataset
 from marlbench.data.dataset import load_episodes
 from marlbench.data.format import DatasetError
-from marlbench.data.mappo import MappoConfig
 from marlbench.data.protocol import _summarise, make_quality, train_behaviour
 from marlbench.envs import make_env
+from marlbench.learners.mappo import MappoConfig
 from marlbench.rollout import rollout
 
 TINY = {"env_steps": 4000, "batch_episodes": 32, "eval_interval": 1000, "eval_episodes": 32,

@@ -14,8 +14,8 @@ from marlbench.data.collect import collect_scripted, read_manifest
 from marlbench.data.dataset import Batch, Standardiser, TaskData, feature_stats
 from marlbench.data.format import EpisodeArrays
 from marlbench.data.protocol import _summarise
-from marlbench.data.mappo import MappoConfig
 from marlbench.envs.tasksets import SINGLE_TASK_SETS, get_task_set
+from marlbench.learners.mappo import MappoConfig
 from marlbench.plan import make_plan
 from marlbench.suite import Suite
 
@@ -153,3 +153,11 @@ def test_planner_data_names_its_maker_and_claims_no_win_rate(tmp_path):
     assert manifest["win_rate"] is None and manifest["reward"] == "alberdice"
     assert manifest["mean_return"] > 0.5  # the planner delivers (random robots: about 0.1)
     assert read_manifest(tmp_path / "d")["episodes"] == 2
+
+
+def test_mappo_is_the_registry_online_learner_and_not_an_offline_algorithm():
+    from marlbench.learners import LEARNERS, ONLINE_LEARNERS
+
+    assert "mappo" in ONLINE_LEARNERS and "mappo" not in LEARNERS
+    with pytest.raises(ValidationError, match="mappo is an online learner"):
+        _suite(algorithms=[{"name": "mappo"}])

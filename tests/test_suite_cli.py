@@ -55,7 +55,7 @@ def test_valid_suite(tmp_path):
         ("{updates: 5}", "{updatez: 5}",
          ":12: profiles.quick.training.updatez: unknown field 'updatez'"),
         ("[scripted]", "[experts]", ":4: qualities: unknown data quality 'experts'; choose one "
-         "of: expert, medium, medium-replay, medium-expert, scripted"),
+         "of: expert, medium, medium-replay, medium-expert, good, poor, scripted"),
     ],
 )
 def test_validation_errors_name_file_line_and_field(tmp_path, old, new, expected):

@@ -50,6 +50,15 @@ def list_(
             t.add_row(cls.name, cls.label, cls.title, params)
             if cls.quirks:
                 notes.append(f"{cls.name}: reference_quirks=true reproduces {cls.quirks}")
+        from dataclasses import asdict
+
+        from marlbench.learners import ONLINE_LEARNERS
+
+        for cls in ONLINE_LEARNERS.values():
+            params = ", ".join(f"{k}={v}" for k, v in asdict(cls.Config()).items())
+            t.add_row(cls.name, cls.label, cls.title, params)
+            notes.append(f"{cls.name}: an online learner; suites use it as "
+                         "data.behaviour.algorithm, not under algorithms")
     elif what is What.qualities:
         from marlbench.data.qualities import QUALITIES
 

@@ -34,10 +34,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from marlbench.data.collect import DatasetWriter, existing_dataset
 from marlbench.data.format import DatasetError, EpisodeArrays
-from marlbench.data.mappo import Mappo, MappoConfig
 from marlbench.envs import has_win, make_env
 from marlbench.fields import NonNegativeInt, PositiveInt, StrictModel, StrictProbability
 from marlbench.fileio import read_json, save_torch, validated, write_json
+from marlbench.learners.mappo import Mappo, MappoConfig
 
 Progress = Callable[[int, int, str], None]
 SUMMARY = "summary.json"

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from marlbench.learners import bc_r, bc_t, hissd, odis, stairs, updet_m  # noqa: F401  (registers)
-from marlbench.learners.base import LEARNERS, Learner, Policy, get_learner
+from marlbench.learners import (  # noqa: F401  (registers)
+    bc,
+    bc_r,
+    bc_t,
+    hissd,
+    madt,
+    mappo,
+    odis,
+    stairs,
+    updet_m,
+)
+from marlbench.learners.base import LEARNERS, ONLINE_LEARNERS, Learner, Policy, get_learner
 
-__all__ = ["LEARNERS", "Learner", "Policy", "get_learner"]
+__all__ = ["LEARNERS", "ONLINE_LEARNERS", "Learner", "Policy", "get_learner"]

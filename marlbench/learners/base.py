@@ -46,6 +46,12 @@ class Policy(ABC):
     ) -> tuple[np.ndarray, Any]:
         """obs [B, n, obs], avail [B, n, A] → greedy actions [B, n] and the next state."""
 
+    def sampling(self, seed: int) -> Policy:
+        """This policy drawing its actions from the softmax of the masked logits with a
+        ``torch.Generator`` of its own seeded by ``seed`` (the AlberDICE / MADS4 evaluation
+        samples actions); policies that only act greedily refuse."""
+        raise NotImplementedError(f"{type(self).__name__} acts greedily only")
+
 
 class _Networks(nn.Module):
     """A learner's networks under one module, so that ``functional_call`` can swap in one
@@ -222,11 +228,21 @@ def fuse(learner: Learner, k: int) -> Learner:
     return learner
 
 
-LEARNERS: dict[str, type[Learner]] = {}
+LEARNERS: dict[str, type[Learner]] = {}  # offline: trained from datasets by the train loop
+ONLINE_LEARNERS: dict[str, type] = {}  # online: learn by acting (``play`` then ``update``)
 
 
 def register(cls: type[Learner]) -> type[Learner]:
     LEARNERS[cls.name] = cls
+    return cls
+
+
+def register_online(cls: type) -> type:
+    """Register a learner that trains by acting in a batched environment: built from a
+    layout, a config and a seed; ``play(env, seed, greedy)`` → a roll-out, ``update(roll-out)``
+    → metrics, ``state_dict`` / ``load_state_dict``. Behaviour collection trains it now; the
+    online track will."""
+    ONLINE_LEARNERS[cls.name] = cls
     return cls
 
 

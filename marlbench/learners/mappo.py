@@ -1,4 +1,5 @@
-"""MAPPO behaviour policies: trained online in a batched environment to produce offline data.
+"""MAPPO: the online learner of the registry; trained in a batched environment it is the
+behaviour policy of marlbench's collected datasets (and of the online track to come).
 
 The ODIS protocol trains an online learner per task and rolls out its checkpoints. marlbench
 uses MAPPO (shared-parameter feed-forward actor on the agent's observation and one-hot id,
@@ -20,6 +21,7 @@ from torch import nn
 from marlbench.data.format import EpisodeArrays
 from marlbench.envs.maps import Layout
 from marlbench.fields import Discount, NonNegative, Positive, Probability, Rate, Width
+from marlbench.learners.base import register_online
 from marlbench.rollout import RolloutResult, rollout
 
 
@@ -88,8 +90,14 @@ def _battle_over(r: RolloutResult, n_agents: int) -> np.ndarray:
     return r.won | (r.dead_allies >= n_agents)
 
 
+@register_online
 class Mappo:
-    """One MAPPO learner for one task; ``iterate`` plays a batch and updates on it."""
+    """One MAPPO learner for one task: ``play`` a batch of episodes, ``update`` on it."""
+
+    name = "mappo"
+    label = "MAPPO"
+    title = "MAPPO (online; the behaviour policy of collected data)"
+    Config = MappoConfig
 
     def __init__(self, layout: Layout, config: MappoConfig, seed: int):
         torch.manual_seed(seed)
