@@ -73,8 +73,7 @@ def load_recording(path: Path, spec: MapSpec) -> EpisodeArrays:
 def _columns(spec: MapSpec) -> tuple[list[int], list[int]]:
     """Offsets of the ally and enemy rows in SMAC's state."""
     lay = spec.layout
-    ally_w = 4 + lay.shield + lay.unit_type_bits
-    enemy_w = 3 + lay.shield + lay.unit_type_bits
+    ally_w, enemy_w = lay.ally_state_feats, lay.enemy_state_feats
     allies = [i * ally_w for i in range(spec.n_agents)]
     base = spec.n_agents * ally_w
     return allies, [base + j * enemy_w for j in range(spec.n_enemies)]
@@ -111,12 +110,12 @@ def decode(eps: EpisodeArrays, spec: MapSpec, size: float) -> Decoded:
         health.append(s[..., c])
         cd.append(s[..., c + 1] * SMAC_MAX_COOLDOWN_LOOPS[spec.ally_units[len(cd)]])
         pos.append(s[..., c + 2:c + 4] * size)
-        shield.append(s[..., c + 4] if lay.shield else np.zeros_like(s[..., c]))
+        shield.append(s[..., c + 4] if lay.shield_ally else np.zeros_like(s[..., c]))
     for c in enemies:
         health.append(s[..., c])
         cd.append(np.zeros_like(s[..., c]))
         pos.append(s[..., c + 1:c + 3] * size)
-        shield.append(s[..., c + 3] if lay.shield else np.zeros_like(s[..., c]))
+        shield.append(s[..., c + 3] if lay.shield_enemy else np.zeros_like(s[..., c]))
     health = np.stack(health, -1)
     return Decoded(np.stack(pos, -2), health, np.stack(shield, -1), np.stack(cd, -1),
                    health > 0)
@@ -145,9 +144,10 @@ def _errors(spec: MapSpec, dec: Decoded, e, t, pos1, health1, shield1, cd1, aliv
     dh = np.abs(health1 - dec.health[e, t + 1])
     out["ally_health"] = float(dh[:, :n][a0[:, :n]].mean())
     out["enemy_health"] = float(dh[:, n:][a0[:, n:]].mean())
-    if spec.shield:
-        ds = np.abs(shield1 - dec.shield[e, t + 1])
+    ds = np.abs(shield1 - dec.shield[e, t + 1])
+    if spec.shield_ally:
         out["ally_shield"] = float(ds[:, :n][a0[:, :n]].mean())
+    if spec.shield_enemy:
         out["enemy_shield"] = float(ds[:, n:][a0[:, n:]].mean())
     dc = np.abs(cd1 - dec.cooldown_loops[e, t + 1])[:, :n]
     out["ally_cooldown"] = float(dc[both[:, :n]].mean())

@@ -179,3 +179,36 @@ def test_smacv2_style_unit_mixes_are_drawn_and_mirrored(units):
     expected = np.stack([types[:, 10] == 4, types[:, 10] == 5, types[:, 10] == 99], -1)
     expected = np.repeat(expected.astype(np.float32)[:, None], 10, 1)
     np.testing.assert_array_equal(enemy0[..., 5:8][seen], expected[seen])
+
+
+@pytest.mark.parametrize("units", UNITS)
+def test_6h_vs_8z_runs_to_the_end_with_enemy_shields_only(units):
+    # SMAC 6h_vs_8z: Zerg agents, Protoss enemies: shield_bits_ally 0, shield_bits_enemy 1
+    env = make_env("6h_vs_8z", 8, units=units)
+    lay = env.layout
+    assert (lay.obs_dim, lay.state_dim, lay.n_actions) == (78, 140, 14)
+    pol = FocusFirePolicy(lay, 0.2, np.random.default_rng(0))
+    res = rollout(env, lambda r: pol.act(r.obs, r.avail_actions), 0, record=True)
+    assert env.all_done and (res.lengths >= 1).all() and (res.lengths <= 150).all()
+    assert not res.crashed.any()
+    eps = res.episodes
+    filled = eps.filled.astype(bool)  # [B, T+1]
+    obs = eps.obs[filled]  # [rows, 6, 78]
+    cut = lay.slices()
+    enemies = obs[..., cut["enemy"]].reshape(-1, 6, 8, 6)  # shootable, d, x, y, health, shield
+    allies = obs[..., cut["ally"]].reshape(-1, 6, 5, 5)  # visible, d, x, y, health
+    own = obs[..., cut["own"]]  # health
+    seen = enemies[..., 1] > 0
+    assert seen.any()
+    health, shield = enemies[..., 4][seen], enemies[..., 5][seen]
+    assert ((shield >= 0) & (shield <= 1)).all() and (shield > 0).any()
+    assert (health[shield > 0] == pytest.approx(1.0))  # shields go first
+    assert (enemies[~seen] == 0).all()
+    assert ((allies[..., 4] >= 0) & (allies[..., 4] <= 1)).all()
+    assert own.shape[-1] == 1 and ((own >= 0) & (own <= 1)).all()
+    # state: ally rows [health, cooldown, x, y], enemy rows [health, x, y, shield]
+    state = eps.state[filled]
+    enemy_rows = state[:, 24:56].reshape(-1, 8, 4)
+    np.testing.assert_allclose(eps.state[:, 0, 24:56].reshape(-1, 8, 4)[..., [0, 3]], 1.0)
+    assert ((enemy_rows[..., 3] >= 0) & (enemy_rows[..., 3] <= 1)).all()
+    assert (state[:, 56:].reshape(-1, 6, 14).sum(-1) <= 1).all()  # last-action one-hots

@@ -59,7 +59,12 @@ CITED = {
     ("zergling", "radius"): (0.375, "[MAP] Radius 0.375"),
     ("zergling", "sight"): (8, "[MAP] Sight 8"),
     ("hydralisk", "hit_points"): (80, "[MAP] 6h_vs_8z Hydralisk_RL LifeMax 80 (stock 90)"),
+    ("hydralisk", "shields"): (0, "[API] no max_shield (Zerg); SMAC shield_bits_ally 0"),
+    ("hydralisk", "armour"): (0, "[API] armor 0.0; [MAP] no LifeArmor override"),
     ("hydralisk", "damage"): (12, "[API] damage_per_hit 12.0"),
+    ("hydralisk", "hits"): (1, "[API] attacks 1"),
+    ("hydralisk", "bonus_vs_armoured"): (0, "[API] bonuses [] (NeedleSpines)"),
+    ("hydralisk", "armoured"): (False, "[MAP] Attributes Light, Biological; [API] same"),
     ("hydralisk", "cooldown"): (0.59, "[API] 0.825 normal / 1.4 (patch 5.0.3)"),
     ("hydralisk", "weapon_range"): (5, "[API] range 5.0"),
     ("hydralisk", "speed"): (3.15, "[MAP] Speed 2.25 normal"),
@@ -73,6 +78,14 @@ def test_each_sc2_value_equals_its_source(key):
     unit, field = key
     value, _source = CITED[key]
     assert getattr(U.SC2_PROFILE.units[unit], field) == pytest.approx(value, abs=0.006)
+
+
+def test_every_hydralisk_value_is_cited():
+    # 6h_vs_8z's agents: each field of the sc2 profile's hydralisk has a source above
+    fields = set(U.UnitStats.__dataclass_fields__)
+    assert {f for u, f in CITED if u == "hydralisk"} == fields
+    hydra = U.SC2_PROFILE.units["hydralisk"]
+    assert hydra.armoured is False and hydra.hits == 1  # exact, not approximately
 
 
 def test_speeds_are_the_map_files_normal_speeds_at_faster():

@@ -27,8 +27,8 @@ class FocusFirePolicy:
         enemies = obs[..., start : start + lay.n_enemies * lay.enemy_feats]
         enemies = enemies.reshape(b, n, lay.n_enemies, lay.enemy_feats)
         shootable = avail[..., N_NO_ATTACK:].astype(bool)
-        # remaining health (+ shield on Protoss maps) of each enemy
-        remaining = enemies[..., 4 : 5 + lay.shield].sum(-1)
+        # remaining health (+ shield when the enemies are Protoss) of each enemy
+        remaining = enemies[..., 4 : 5 + lay.shield_enemy].sum(-1)
         health = np.where(shootable, remaining, np.inf)
         attack = N_NO_ATTACK + health.argmin(-1)
         visible = enemies[..., 1] > 0

@@ -6,21 +6,25 @@ BACKENDS = ("smax", "sc2", "grid", "rware")
 
 
 def task_backends(map_name: str) -> tuple[str, ...]:
-    """Backends a task runs on, the default first: grid for cn-*, rware for rware-*; smax or
-    sc2 for StarCraft."""
+    """Backends a task runs on, the default first: grid for cn-*, rware for rware-*; for
+    StarCraft the map's own (smax and sc2; sc2 alone for maps SMAX cannot play, such as
+    2c_vs_64zg and corridor)."""
     from marlbench.envs.cn import CN_TASKS
+    from marlbench.envs.maps import MAPS
     from marlbench.envs.rware import RWARE_TASKS
 
     if map_name in CN_TASKS:
         return ("grid",)
     if map_name in RWARE_TASKS:
         return ("rware",)
+    if map_name in MAPS:
+        return MAPS[map_name].backends
     return ("smax", "sc2")
 
 
 def is_starcraft(map_name: str) -> bool:
-    """Whether a task is a StarCraft map (the smax and sc2 backends)."""
-    return "smax" in task_backends(map_name)
+    """Whether a task is a StarCraft map (the smax or sc2 backend)."""
+    return bool({"smax", "sc2"} & set(task_backends(map_name)))
 
 
 def has_win(map_name: str) -> bool:

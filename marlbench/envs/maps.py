@@ -3,6 +3,19 @@
 A :class:`MapSpec` carries the facts of one StarCraft map; :class:`Layout` derives the
 observation, state and action widths that SMAC produces for it, and is how learners cut a
 flat observation into entity tokens.
+
+Widths follow oxwhirl/smac ``smac/env/starcraft2/starcraft2.py`` with the flags of the ODIS
+family's ``sc2_offline.yaml`` (obs_all_health, obs_own_health, state_last_action on;
+obs_last_action, obs_pathing_grid, obs_terrain_height, timesteps off):
+
+- shields are per side: ``shield_bits_ally = 1 if a_race == "P"``, ``shield_bits_enemy = 1 if
+  b_race == "P"``;
+- ``get_obs_move_feats_size`` = n_actions_move 4 (+8 pathing, +9 height, both off);
+- ``get_obs_enemy_feats_size`` = 4 + unit_type_bits + 1 + shield_bits_enemy;
+- ``get_obs_ally_feats_size`` = 4 + unit_type_bits + 1 + shield_bits_ally;
+- ``get_obs_own_feats_size`` = unit_type_bits + 1 + shield_bits_ally;
+- ``get_state_size`` = n_agents (4 + shield_bits_ally + bits) + n_enemies (3 + shield_bits_enemy
+  + bits) + n_agents n_actions, with n_actions = 6 + n_enemies.
 """
 
 from __future__ import annotations
@@ -27,12 +40,19 @@ class MapSpec:
     type_order: tuple[str, ...] = ()  # unit types in the order of the one-hot bits
     sampled_from: tuple[str, ...] = ()  # SMACv2-style: unit types drawn anew each episode
     defined_by: str = "SMAC / ODIS map registry"
+    backends: tuple[str, ...] = ("smax", "sc2")  # where it runs, the default first
 
     @property
-    def shield(self) -> bool:
-        """Protoss units carry shields; SMAC then adds one shield feature per unit."""
-        units = self.ally_units + self.enemy_units + self.sampled_from
-        return any(u in PROTOSS for u in units)
+    def shield_ally(self) -> bool:
+        """The agents are Protoss: SMAC adds a shield feature to every ally and own block and
+        ally state row (``shield_bits_ally``)."""
+        return any(u in PROTOSS for u in self.ally_units + self.sampled_from)
+
+    @property
+    def shield_enemy(self) -> bool:
+        """The enemies are Protoss: SMAC adds a shield feature to every enemy block and enemy
+        state row (``shield_bits_enemy``)."""
+        return any(u in PROTOSS for u in self.enemy_units + self.sampled_from)
 
     @property
     def layout(self) -> Layout:
@@ -61,37 +81,55 @@ class Layout:
     state_dim: int
     episode_limit: int
     unit_type_bits: int = 0
-    shield: int = 0  # 1 when units carry a shield feature (Protoss)
+    shield_ally: int = 0  # 1 when allies carry a shield feature (the agents are Protoss)
+    shield_enemy: int = 0  # 1 when enemies carry a shield feature (the enemies are Protoss)
     order: tuple[str, ...] = SMAC_ORDER
     n_no_attack: int = N_NO_ATTACK
     kind: str = "entity"  # "entity" (SMAC family, grid navigation) or "flat" (one vector)
 
     @classmethod
     def for_map(cls, spec: MapSpec) -> Layout:
-        shield = int(spec.shield)
-        unit = 4 + spec.unit_type_bits + 1 + shield
-        own = spec.unit_type_bits + 1 + shield
+        """SMAC's widths for ``spec`` (the formulas in the module docstring)."""
+        sa, se, bits = int(spec.shield_ally), int(spec.shield_enemy), spec.unit_type_bits
         n_actions = N_NO_ATTACK + spec.n_enemies
-        ally_state = 4 + shield + spec.unit_type_bits
-        enemy_state = 3 + shield + spec.unit_type_bits
         state = (
-            spec.n_agents * ally_state
-            + spec.n_enemies * enemy_state
+            spec.n_agents * (4 + sa + bits)
+            + spec.n_enemies * (3 + se + bits)
             + spec.n_agents * n_actions
         )
         return cls(
             n_agents=spec.n_agents,
             n_enemies=spec.n_enemies,
             move_feats=MOVE_FEATS,
-            enemy_feats=unit,
-            ally_feats=unit,
-            own_feats=own,
+            enemy_feats=4 + bits + 1 + se,
+            ally_feats=4 + bits + 1 + sa,
+            own_feats=bits + 1 + sa,
             n_actions=n_actions,
             state_dim=state,
             episode_limit=spec.episode_limit,
-            unit_type_bits=spec.unit_type_bits,
-            shield=shield,
+            unit_type_bits=bits,
+            shield_ally=sa,
+            shield_enemy=se,
         )
+
+    @property
+    def shield(self) -> int:
+        """The shield width shared by both sides, for code written before shields were per
+        side; asymmetric maps (6h_vs_8z, corridor, ...) must ask for the side."""
+        if self.shield_ally != self.shield_enemy:
+            raise ValueError("this map's sides differ in shields; use shield_ally or "
+                             "shield_enemy")
+        return self.shield_ally
+
+    @property
+    def ally_state_feats(self) -> int:
+        """Width of one ally row of SMAC's state: health, cooldown, x, y, [shield], type."""
+        return 4 + self.shield_ally + self.unit_type_bits
+
+    @property
+    def enemy_state_feats(self) -> int:
+        """Width of one enemy row of SMAC's state: health, x, y, [shield], type."""
+        return 3 + self.shield_enemy + self.unit_type_bits
 
     @property
     def obs_dim(self) -> int:
@@ -125,7 +163,7 @@ class Layout:
         return out
 
 
-PROTOSS = {"stalker", "zealot"}
+PROTOSS = {"stalker", "zealot", "colossus"}
 
 
 def _marines(name: str, n: int, m: int, limit: int) -> MapSpec:
@@ -154,6 +192,24 @@ def _v2(race: str, n: int, m: int) -> MapSpec:
     return MapSpec(f"{race}_{n}_vs_{m}", n, m, 200, len(order), (pool[0],) * n, (pool[0],) * m,
                    order, pool, "marlbench (SMACv2-style unit mixes)")
 
+
+# MADS4's SMAC maps (protocol.md §8.4), as oxwhirl/smac smac/env/starcraft2/maps/smac_maps.py
+# registers them: unit_type_bits 0 and one race per side, so shields are on one side only.
+# The units are those the maps' MapScript.galaxy creates (SMAC_Maps/*.SC2Map): 6 Hydralisk_RL
+# vs 8 Zealot; 2 Colossus_RL vs 64 Zergling; 6 Zealot_RL vs 24 Zergling.
+_SMAC = "oxwhirl/smac smac_maps.py map_param_registry"
+_MADS4_MAPS = [
+    # a_race Z, b_race P, map_type hydralisks: 6 Hydralisk_RL vs 8 Zealot; enemy shields only
+    MapSpec("6h_vs_8z", 6, 8, 150, 0, ("hydralisk",) * 6, ("zealot",) * 8, defined_by=_SMAC),
+    # a_race P, b_race Z, map_type colossus: 2 colossi vs 64 zerglings; ally shields only.
+    # SMAX has no colossus: real StarCraft II only
+    MapSpec("2c_vs_64zg", 2, 64, 400, 0, ("colossus",) * 2, ("zergling",) * 64,
+            defined_by=_SMAC, backends=("sc2",)),
+    # a_race P, b_race Z, map_type zealots: 6 zealots vs 24 zerglings; ally shields only. Its
+    # walled corridor is not SMAX's open square: real StarCraft II only
+    MapSpec("corridor", 6, 24, 400, 0, ("zealot",) * 6, ("zergling",) * 24,
+            defined_by=_SMAC, backends=("sc2",)),
+]
 
 _MAPS = [
     _marines("3m", 3, 3, 60),
@@ -187,6 +243,7 @@ _MAPS = [
     _sz("4s5z", 4, 5, 160),
     _sz("4s6z", 4, 6, 170),
     *(_v2(race, n, m) for race in SMACV2_RACES for n, m in ((5, 5), (10, 10), (10, 11))),
+    *_MADS4_MAPS,
 ]
 
 MAPS: dict[str, MapSpec] = {m.name: m for m in _MAPS}

@@ -48,8 +48,12 @@ SMAC_KWARGS = {
     "reward_win": 200,
     "reward_death_value": 10,
 }
-_RACE = {"marine": "T", "marauder": "T", "stalker": "P", "zealot": "P"}
-_MAP_TYPE = {"T": "marines", "P": "stalkers_and_zealots"}
+# SMAC's races (a_race, b_race: "P" sides carry shields) and map_type, by the side's first
+# unit (oxwhirl/smac smac_maps.py: marines, stalkers_and_zealots, hydralisks, colossus, zealots)
+_RACE = {"marine": "T", "marauder": "T", "stalker": "P", "zealot": "P", "colossus": "P",
+         "zergling": "Z", "hydralisk": "Z"}
+_MAP_TYPE = {"marine": "marines", "stalker": "stalkers_and_zealots", "hydralisk": "hydralisks",
+             "colossus": "colossus", "zealot": "zealots"}
 
 
 def sc2_path() -> Path:
@@ -57,16 +61,16 @@ def sc2_path() -> Path:
 
 
 def smac_map_params(spec: MapSpec) -> dict:
-    """SMAC registry entry of a marlbench map (the ODIS map patch's values)."""
-    race = _RACE[spec.ally_units[0]]
+    """SMAC registry entry of a marlbench map (the ODIS map patch's values; for stock SMAC
+    maps, stock SMAC's)."""
     return {
         "n_agents": spec.n_agents,
         "n_enemies": spec.n_enemies,
         "limit": spec.episode_limit,
-        "a_race": race,
+        "a_race": _RACE[spec.ally_units[0]],
         "b_race": _RACE[spec.enemy_units[0]],
         "unit_type_bits": spec.unit_type_bits,
-        "map_type": _MAP_TYPE[race],
+        "map_type": _MAP_TYPE[spec.ally_units[0]],
     }
 
 

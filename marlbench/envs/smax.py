@@ -180,7 +180,7 @@ class SmaxEnv:
             if unit in SMAX_UNIT_TYPES:  # types SMAX lacks are never drawn
                 onehot_table[SMAX_UNIT_TYPES[unit], k] = 1.0
         onehot_table = jnp.asarray(onehot_table)
-        has_shield = spec.shield
+        ally_shield, enemy_shield = spec.shield_ally, spec.shield_enemy  # SMAC: per side
         pool_ids = jnp.array([SMAX_UNIT_TYPES[u] for u in spec.sampled_from] or [0])
 
         def unit_constants(unit_types):
@@ -209,13 +209,18 @@ class SmaxEnv:
             c = unit_constants(s.unit_types)
             hp_max, shield_max = c["hp_max"], c["shield_max"]
             sight, shoot, max_cd, step_len = c["sight"], c["shoot"], c["max_cd"], c["step_len"]
-            # per-unit body features in SMAC order: health, [shield], unit-type one-hot
-            body = [jnp.minimum(pool, hp_max) / hp_max]
-            if has_shield:
-                shield = jnp.clip(pool - hp_max, 0.0, shield_max)
-                body.append(jnp.where(shield_max > 0, shield / jnp.maximum(shield_max, 1.0), 0.0))
-            body = jnp.concatenate([b[:, None] for b in body] + [c["onehot"]], axis=-1)
-            nb = body.shape[-1]
+            # per-unit body features in SMAC order: health, [shield], unit-type one-hot; the
+            # shield column only on a Protoss side (shield_bits_ally / shield_bits_enemy)
+            health = (jnp.minimum(pool, hp_max) / hp_max)[:, None]
+            shield = jnp.clip(pool - hp_max, 0.0, shield_max)
+            shield = jnp.where(shield_max > 0, shield / jnp.maximum(shield_max, 1.0), 0.0)
+
+            def body_of(side: slice, with_shield: bool):
+                cols = [health[side]] + ([shield[side, None]] if with_shield else [])
+                return jnp.concatenate(cols + [c["onehot"][side]], axis=-1)
+
+            a_body = body_of(slice(0, n), ally_shield)
+            e_body = body_of(slice(n, None), enemy_shield)
             a_pos, e_pos = pos[:n], pos[n:]
             a_alive, e_alive = alive[:n], alive[n:]
             # enemies as seen by each agent
@@ -229,7 +234,7 @@ class SmaxEnv:
                     shootable[..., None].astype(jnp.float32),
                     (dist_e / sight[:, None])[..., None],
                     d_e / sight[:, None, None],
-                    jnp.broadcast_to(body[n:][None], (n, m, nb)),
+                    jnp.broadcast_to(e_body[None], (n, m, e_body.shape[-1])),
                 ],
                 axis=-1,
             ) * vis_e[..., None]
@@ -242,7 +247,7 @@ class SmaxEnv:
                     vis_a[..., None].astype(jnp.float32),
                     (dist_a / sight[:, None])[..., None],
                     d_a / sight[:, None, None],
-                    jnp.broadcast_to(body[:n][None], (n, n, nb)),
+                    jnp.broadcast_to(a_body[None], (n, n, a_body.shape[-1])),
                 ],
                 axis=-1,
             ) * vis_a[..., None]
@@ -255,7 +260,7 @@ class SmaxEnv:
                 target = a_pos[:, None, :] + move_dirs[None] * (SMAC_MOVE_AMOUNT / 2)
                 inside = jnp.all((target >= arena_low) & (target < arena_high), axis=-1)
             can_move = inside & a_alive[:, None]
-            own = body[:n]
+            own = a_body
             obs = jnp.concatenate(
                 [
                     can_move.astype(jnp.float32),
@@ -280,10 +285,10 @@ class SmaxEnv:
             cd = jnp.clip(s.unit_weapon_cooldowns[:n] / max_cd, 0.0, 1.0)
             # ally rows [health, cooldown, x, y, (shield), type]; enemy rows [health, x, y, ...]
             ally_rows = jnp.concatenate(
-                [body[:n, :1], cd[:, None], rel[:n], body[:n, 1:]], axis=-1
+                [a_body[:, :1], cd[:, None], rel[:n], a_body[:, 1:]], axis=-1
             ) * a_alive[:, None]
             enemy_rows = jnp.concatenate(
-                [body[n:, :1], rel[n:], body[n:, 1:]], axis=-1
+                [e_body[:, :1], rel[n:], e_body[:, 1:]], axis=-1
             ) * e_alive[:, None]
             last = jax.nn.one_hot(last_actions, n_actions, dtype=jnp.float32)
             state = jnp.concatenate(

@@ -118,6 +118,9 @@ SINGLE_TASK_SETS: dict[str, TaskSet] = {
         *(_single(f"rware-{size}-{n}ag", ("rware",), "rware", _MADS4)
           for size in ("tiny", "small") for n in (2, 4, 6)),
         _single("5m_vs_6m", ("smax", "sc2"), "smac_single", _MADS4),
+        _single("6h_vs_8z", ("smax", "sc2"), "smac_single", _MADS4),
+        _single("2c_vs_64zg", ("sc2",), "smac_single", _MADS4),  # SMAX has no colossus
+        _single("corridor", ("sc2",), "smac_single", _MADS4),  # walled terrain, not SMAX's
     ]
 }
 TASK_SETS.update(SINGLE_TASK_SETS)

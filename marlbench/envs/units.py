@@ -114,7 +114,9 @@ SC2_PROFILE = UnitProfile(
         "stalker": _sc2(80, 80, 1, 13, 1, 5, True, 1.34, 6, 4.13, 0.625, 10),
         "zealot": _sc2(100, 50, 1, 8, 2, 0, False, 0.86, 0.1, 3.15, 0.5, 9),
         "zergling": _sc2(35, 0, 0, 5, 1, 0, False, 0.497, 0.1, 4.13, 0.375, 8),
-        "hydralisk": _sc2(80, 0, 0, 12, 1, 0, True, 0.59, 5, 3.15, 0.625, 9),
+        # 6h_vs_8z's Hydralisk_RL: LifeMax 80 (stock 90), Attributes Light + Biological (not
+        # armoured), armour 0; NeedleSpines 12 damage, range 5, cooldown 0.825 normal s
+        "hydralisk": _sc2(80, 0, 0, 12, 1, 0, False, 0.59, 5, 3.15, 0.625, 9),
     },
     time_per_loop=1.0 / GAME_LOOPS_PER_SECOND,
     sc2_rules=True,
@@ -213,6 +215,8 @@ def rally_point(map_size: float) -> tuple[float, float]:
     return AGENT_SPAWN[0] - 16.0 + map_size / 2, AGENT_SPAWN[1] - 16.0 + map_size / 2
 
 
+# Not modelled: maps laid out otherwise start as 3m does. 6h_vs_8z's Objects put the
+# hydralisks at (14.60, 9.49) and the zealots at (14.41, 16.76), 7.3 apart north to south.
 def start_positions(n: int, m: int, map_size: float):
     """Ally and enemy start positions in unit order (allies as recorded; SMAC shuffles the
     enemy's order every episode): StarCraft II's placement as recorded on 3m, the first unit
