@@ -55,7 +55,11 @@ def test_stairs_reasoning_with_kept_rows_matches_the_full_pass(spatial, float64)
     torch.testing.assert_close(kept, full[:, rows], rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", sorted(LEARNERS))
+# learners without an entity transformer have no rows to prune
+PRUNING = sorted(set(LEARNERS) - {"bc", "madt", "random"})
+
+
+@pytest.mark.parametrize("name", PRUNING)
 def test_training_with_kept_rows_matches_training_on_every_row(name, float64, monkeypatch):
     cfg, updates, steps = _config(name), 4, [4]
     pruned = []

@@ -161,3 +161,19 @@ def test_mappo_is_the_registry_online_learner_and_not_an_offline_algorithm():
     assert "mappo" in ONLINE_LEARNERS and "mappo" not in LEARNERS
     with pytest.raises(ValidationError, match="mappo is an online learner"):
         _suite(algorithms=[{"name": "mappo"}])
+
+
+def test_the_random_reference_draws_available_actions_reproducibly():
+    from marlbench.envs.maps import get_map
+    from marlbench.learners import get_learner
+
+    lay = get_map("5m_vs_6m").layout
+    cls = get_learner("random")
+    learner = cls({"5m_vs_6m": lay}, cls.Config(), torch.device("cpu"))
+    assert learner.update_round({})["loss"] == 0.0
+    avail = np.zeros((64, lay.n_agents, lay.n_actions), np.int64)
+    avail[..., 1] = avail[..., 7] = 1
+    obs = np.zeros((64, lay.n_agents, lay.obs_dim), np.float32)
+    a, _ = learner.policy().sampling(3).act(obs, avail, None, "5m_vs_6m")
+    b, _ = learner.policy().sampling(3).act(obs, avail, None, "5m_vs_6m")
+    assert set(np.unique(a)) == {1, 7} and (a == b).all()

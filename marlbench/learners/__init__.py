@@ -10,6 +10,7 @@ from marlbench.learners import (  # noqa: F401  (registers)
     madt,
     mappo,
     odis,
+    random_policy,
     stairs,
     updet_m,
 )
