@@ -25,7 +25,7 @@ Progress = Callable[[int, int, str], None]
 
 def package_versions() -> dict[str, str]:
     out = {"marlbench": __version__, "python": platform.python_version()}
-    for name in ("torch", "jax", "jaxmarl", "numpy"):
+    for name in ("torch", "jax", "jaxmarl", "numpy", "rware"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -48,3 +48,25 @@ def write_plan(root: Path, jobs: dict, labels: list[str], task_sets: list[str],
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(plan))
     return path
+
+
+def single_records(label: str, task_set: str, quality: str, seed: int, mean_return: float,
+                   step: int = 10, **fields) -> list[dict]:
+    """The one record of a single-task run (its map is its task set): ``mean_return`` and any
+    other record ``fields`` (reward, action_selection, episodes, backend, config_hash)."""
+    return [{"label": label, "task_set": task_set, "quality": quality, "seed": seed,
+             "task": task_set, "split": "seen", "step": step, "win_rate": 0.0,
+             "mean_return": mean_return, **fields}]
+
+
+def write_train(root: Path, datasets: list[str]) -> str:
+    """A train job.json naming ``datasets`` (folders under the data directory); its id."""
+    from marlbench.plan import job_id
+
+    config = {"algorithm": "bc", "datasets": {"t": [{"dir": d, "last": 1} for d in datasets]}}
+    jid = job_id("train", config)
+    d = Path(root) / "runs" / "train" / jid
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "job.json").write_text(json.dumps({"id": jid, "kind": "train", "config": config,
+                                            "deps": []}))
+    return jid

@@ -54,7 +54,7 @@ app.add_typer(env_app, name="env")
 app.command("doctor")(doctor)
 app.command("calibrate")(calibrate)
 
-TABLES = ("main", "quality", "task", "ablation")
+TABLES = ("main", "quality", "task", "ablation", "returns", "returns-quality")
 
 
 def bare_table_flag(argv: list[str]) -> list[str]:

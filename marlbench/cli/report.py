@@ -16,8 +16,14 @@ def report(
     results_dirs: list[Path] = typer.Argument(
         None, help="Results directories (default: results); several are merged, e.g. seeds "
         "run on different machines"),
-    table: str = typer.Option("main", "--table", "-t",
-                              help="main | quality | task | ablation (bare --table = main)"),
+    table: str = typer.Option(
+        None, "--table", "-t", help="main | quality | task | ablation (multi-task) | returns | "
+        "returns-quality (single-task maps); default main, or returns when every task set is "
+        "a single-task map; bare --table = main"),
+    metric: str = typer.Option(
+        None, "--metric", "-m", help="win-rate | return: what the cells, --stats and --plots "
+        "measure; default return for the returns tables and for warehouse-only (rware) "
+        "results, which have no win; win rate otherwise"),
     fmt: str = typer.Option("rich", "--format", "-f", help="rich | md | latex | csv | json"),
     stat: str = typer.Option("mean", "--stat", help="mean | median | iqm across seeds"),
     suite: str = typer.Option(None, "--suite", help="Only this suite's latest run"),
@@ -26,14 +32,16 @@ def report(
     last_k: int = typer.Option(None, "--last-k", min=1, max=1000,
                                help="k for --checkpoint last_k"),
     stats: bool = typer.Option(False, "--stats", help="Robust statistics instead of a table: "
-                               "median, IQM, mean, optimality gap with bootstrap CIs and the "
+                               "median, IQM, mean, optimality gap (win rate only) with bootstrap "
+                               "CIs and the "
                                "probability of improvement between algorithms"),
     reps: int = typer.Option(2000, "--reps", min=1, max=100_000,
                              help="Bootstrap replicates for --stats"),
     boot_seed: int = typer.Option(0, "--boot-seed", min=0, max=2**32 - 1,
                                   help="Bootstrap seed for --stats"),
     plots: Path = typer.Option(None, "--plots", help="Write figures (PNG and SVG) to this "
-                               "folder: learning curves, seen/unseen/total bars, performance "
+                               "folder: learning curves, seen/unseen/total bars (per-map bars "
+                               "for returns), performance "
                                "profiles, probability of improvement"),
     html_out: Path = typer.Option(None, "--html", help="Write one self-contained HTML report "
                                   "(every table, robust statistics, figures, suites, versions)"),
@@ -42,20 +50,32 @@ def report(
                                     "playwright), check every table and figure rendered, and "
                                     "save a full-page PNG here"),
     compare: str = typer.Option(None, "--compare", help="Put published numbers next to ours, "
-                                "cell by cell, with the difference (e.g. stairs-former, "
-                                "stairs-former:ablation; files in results/published/)"),
+                                "cell by cell, with the difference and how our evaluation "
+                                "differs from the paper's (e.g. stairs-former, "
+                                "stairs-former:ablation, mads4, mads4:rware; files in "
+                                "results/published/)"),
 ) -> None:
     """Aggregate evaluation records into the papers' tables.
 
-    Tables: main (the STAIRS-Former layout: Seen · <set>, Seen/Unseen · Mean, Total Mean ×
-    algorithm), quality (task set × data quality × algorithm), task (every test task, seen or
-    unseen), ablation (one row per variant label).
+    Multi-task tables (win rate %): main (the STAIRS-Former layout: Seen · <set>, Seen/Unseen
+    · Mean, Total Mean × algorithm), quality (task set × data quality × algorithm), task
+    (every test task, seen or unseen), ablation (one row per variant label).
+
+    Single-task tables (average return; maps such as rware-tiny-2ag or 5m_vs_6m): returns
+    (MADS4 Table 1: one row per method, one column per map; with several data qualities one
+    block of rows per quality), returns-quality (MADS4 Table 2: one row per map · data
+    quality, e.g. 5m_vs_6m · good / medium / poor, one column per method). Each cell is one
+    (method, map, quality), never averaged over qualities; mean ± std across seeds, or
+    --stat median / iqm.
 
     \b
     Example: marlbench report results --table main --format md
     Example: marlbench report results --table ablation --format latex --stat iqm
     Example: marlbench report results --compare stairs-former
+    Example: marlbench report results --table returns --compare mads4
+    Example: marlbench report results --table returns-quality --format md
     Example: marlbench report results --stats --reps 5000
+    Example: marlbench report results --stats --metric return
     Example: marlbench report results --plots figures/ --html report.html
     Example: marlbench report results-machine-a results-machine-b --table quality
     """
@@ -72,12 +92,13 @@ def report(
     if plots is not None:
         require_dir(plots, "--plots folder", must_exist=False)
     res = load_results(results_dirs or [Path("results")], suite)
-    result, records = table_of(res, checkpoint, last_k, table, stat), res.records
+    result, records = table_of(res, checkpoint, last_k, table, stat, metric), res.records
     merged = merge_note(res)
     if merged and fmt == "rich":
         console.print(merged, style="dim")
     if plots or html_out:
-        _figures_and_html(res, checkpoint, last_k, stat, plots, html_out, reps, boot_seed)
+        _figures_and_html(res, checkpoint, last_k, stat, plots, html_out, reps, boot_seed,
+                          metric)
         if screenshot:
             _screenshot(html_out, screenshot)
         return
@@ -85,8 +106,8 @@ def report(
         from marlbench.results.aggregate import select_checkpoint
         from marlbench.results.robust import robust_report
 
-        labels = result.columns if result.name != "ablation" else result.rows
-        rep = robust_report(select_checkpoint(records, result.rule), labels, reps, boot_seed)
+        rep = robust_report(select_checkpoint(records, result.rule, metric=result.metric),
+                            result.labels, reps, boot_seed, result.metric)
         if fmt == "rich":
             for part in render.robust_to_rich(rep):
                 console.print(part)
@@ -100,8 +121,12 @@ def report(
         return
     if compare:
         from marlbench.results.published import compare as compare_with
+        from marlbench.results.store import train_datasets
 
-        comp = compare_with(result, compare, list(records["backend"].dropna().unique()))
+        datasets = (train_datasets(res.dirs, list(records["config_hash"].dropna().unique()))
+                    if result.coords else {})
+        comp = compare_with(result, compare, list(records["backend"].dropna().unique()),
+                            records, datasets)
         if fmt == "rich":
             console.print(render.comparison_to_rich(comp))
             console.print(render.comparison_note(comp), style="dim")
@@ -127,16 +152,33 @@ def report(
         typer.echo(merged, err=True)
 
 
-def table_of(res, checkpoint: str | None, last_k: int | None, table: str = "main",
-             stat: str = "mean"):
+def table_of(res, checkpoint: str | None, last_k: int | None, table: str | None = "main",
+             stat: str = "mean", metric: str | None = None):
     """A report table of loaded results (latest plans; the suite's checkpoint rule unless
-    overridden; planned qualities and seeds from the plans)."""
-    from marlbench.results.aggregate import BUILDERS, CHECKPOINT_RULES, STATS, Plan
+    overridden; planned qualities and seeds from the plans). ``table`` None: main, or returns
+    when every task set is a single-task map; ``metric`` None: the table's default."""
+    from marlbench.envs.tasksets import get_task_set
+    from marlbench.results.aggregate import (
+        BUILDERS,
+        CHECKPOINT_RULES,
+        RETURN_TABLES,
+        STATS,
+        WINLESS_FAMILIES,
+        Plan,
+        default_metric,
+        get_metric,
+        single_task_sets,
+    )
 
-    if table not in BUILDERS:
+    if table is not None and table not in BUILDERS:
         raise UserError(f"unknown table {table!r}; choose one of: {', '.join(BUILDERS)}")
     if stat not in STATS:
         raise UserError(f"unknown statistic {stat!r}; choose one of: {', '.join(STATS)}")
+    if metric is not None:
+        try:
+            metric = get_metric(metric).name
+        except ValueError as exc:
+            raise UserError(f"--metric: {exc}") from None
     if checkpoint is not None:
         checkpoint = checkpoint.replace("-", "_")  # last-k and last_k
     if checkpoint is not None and checkpoint not in CHECKPOINT_RULES:
@@ -146,6 +188,20 @@ def table_of(res, checkpoint: str | None, last_k: int | None, table: str = "main
         where = ", ".join(map(str, res.dirs))
         raise UserError(f"no evaluation records in {where}; run a suite first "
                         "(marlbench run suites/smoke.yaml)")
+    present = list(dict.fromkeys(res.records["task_set"]))
+    single = single_task_sets(res.records)
+    if table is None:
+        table = "returns" if len(single) == len(present) else "main"
+    if table in RETURN_TABLES and not single:
+        raise UserError(f"--table {table} shows single-task maps (rware-*, 5m_vs_6m, ...); "
+                        f"these results hold only multi-task sets ({', '.join(present)}): use "
+                        "--table main")
+    shown = single if table in RETURN_TABLES else [t for t in present if t not in single] \
+        or present
+    if metric == "win_rate" and all(get_task_set(t).family in WINLESS_FAMILIES for t in shown):
+        raise UserError(f"--metric win-rate: the warehouse maps ({', '.join(shown)}) have no "
+                        "win; use --metric return")
+    metric = metric or default_metric(shown, table)
     plans = res.plans
     rule = checkpoint or (plans[0]["checkpoint"] if plans else "final")
     k = last_k or (plans[0]["last_k"] if plans else 3)
@@ -154,7 +210,17 @@ def table_of(res, checkpoint: str | None, last_k: int | None, table: str = "main
     qualities = list(dict.fromkeys(q for p in plans for q in p.get("qualities", []))) or None
     seeds = list(dict.fromkeys(x for p in plans for x in p.get("seeds", []))) or None
     plan = Plan(qualities, seeds, res.states if plans else None)
-    return BUILDERS[table](res.records, rule, k, labels, sets, stat, plan)
+    return BUILDERS[table](res.records, rule, k, labels, sets, stat, plan, metric)
+
+
+def tables_for(res) -> list[str]:
+    """The tables that apply to the results: the multi-task ones when they hold a multi-task
+    set, the returns ones when they hold a single-task map."""
+    from marlbench.results.aggregate import MULTI_TABLES, RETURN_TABLES, single_task_sets
+
+    single = single_task_sets(res.records)
+    multi = set(res.records["task_set"]) - set(single)
+    return [*(MULTI_TABLES if multi else ()), *(RETURN_TABLES if single else ())]
 
 
 def merge_note(res) -> str | None:
@@ -183,24 +249,28 @@ def _screenshot(html: Path, png: Path) -> None:
 
 def _figures_and_html(res, checkpoint: str | None, last_k: int | None, stat: str,
                       plots: Path | None, html_out: Path | None, reps: int,
-                      boot_seed: int) -> None:
+                      boot_seed: int, metric: str | None = None) -> None:
     import tempfile
 
     from marlbench.results import plots as figs
     from marlbench.results import render
-    from marlbench.results.aggregate import BUILDERS, select_checkpoint
+    from marlbench.results.aggregate import select_checkpoint
     from marlbench.results.html import write_html
     from marlbench.results.robust import robust_report
 
-    tables = [table_of(res, checkpoint, last_k, name, stat) for name in BUILDERS]
-    main, records = tables[list(BUILDERS).index("main")], res.records
-    labels = main.columns
-    rates = select_checkpoint(records, main.rule)
-    rep = robust_report(rates, labels, reps, boot_seed)
+    names = tables_for(res)
+    tables = [table_of(res, checkpoint, last_k, name, stat, metric) for name in names]
+    lead, records = tables[0], res.records  # main, or returns for single-task results
+    labels = lead.labels
+    rates = select_checkpoint(records, lead.rule, metric=lead.metric)
+    rep = robust_report(rates, labels, reps, boot_seed, lead.metric)
     with tempfile.TemporaryDirectory() as tmp:
         out = plots or Path(tmp)
-        paths = (figs.learning_curves(records, labels, out) + figs.split_bars(main, out)
-                 + figs.performance_profiles(rates, labels, out, reps, boot_seed)
+        bars = [figs.split_bars(t, out) if t.name == "main" else figs.map_bars(t, out)
+                for t in tables if t.name in ("main", "returns")]
+        paths = (figs.learning_curves(records, labels, out, metric)
+                 + [p for b in bars for p in b]
+                 + figs.performance_profiles(rates, labels, out, reps, boot_seed, lead.metric)
                  + figs.improvement_matrix(rep, out))
         if plots:
             console.print(f"wrote {len(paths)} figures to {plots}")

@@ -1,11 +1,13 @@
 """Baselines and the regression gate: per-cell statistics of a results directory, saved to JSON
 and compared with a later run (``marlbench baseline save`` / ``marlbench check``).
 
-A cell is one (scenario row, algorithm label) of the main table: mean and std across seeds of
-the per-seed win rate (%), the number of seeds and the standard error. A cell fails when it is
-missing (not run, failed or still running) or when it dropped below the baseline by more than
-the allowed drop: ``tolerance`` points, or, with ``sigma``, the larger of ``tolerance`` and
-``sigma`` combined standard errors.
+A cell is one (scenario row, algorithm label) of the main table (win rate, %) or, for a
+return baseline, of the ``returns-quality`` table (map · quality, average return): mean and
+std across seeds of the per-seed value, the number of seeds and the standard error. A cell
+fails when it is missing (not run, failed or still running) or when it dropped below the
+baseline by more than the allowed drop: ``tolerance`` (in the metric's units: win-rate points,
+or return), or, with ``sigma``, the larger of ``tolerance`` and ``sigma`` combined standard
+errors.
 """
 
 from __future__ import annotations
@@ -19,10 +21,14 @@ from pathlib import Path
 from marlbench import __version__
 from marlbench.errors import UserError
 from marlbench.fileio import read_validated, require_file, write_json
-from marlbench.results.aggregate import Cell, Table
+from marlbench.results.aggregate import METRICS, Cell, Table
 from marlbench.results.schemas import BaselineFile
 
 FORMAT = "marlbench-baseline/1"
+TABLE_OF_METRIC = {"win_rate": "main", "return": "returns-quality"}  # the table a baseline holds
+# the default allowed drop per cell: 5 win-rate points; 0.5 of a return (rware returns run
+# about 4–18, SMAC's 20-scaled ones up to 20: a few % of a map's return)
+DEFAULT_TOLERANCE = {"win_rate": 5.0, "return": 0.5}
 
 
 def _se(std: float | None, n: int) -> float:
@@ -30,6 +36,8 @@ def _se(std: float | None, n: int) -> float:
 
 
 def baseline_doc(table: Table, suite: str | None, failed: list[str]) -> dict:
+    """Every complete cell of ``table`` (scenario = its row, label = its column), with the
+    table's metric."""
     cells = []
     for (row, label), cell in table.cells.items():
         if cell.missing:
@@ -38,7 +46,7 @@ def baseline_doc(table: Table, suite: str | None, failed: list[str]) -> dict:
                       "n_seeds": cell.n_seeds, "se": _se(cell.std, cell.n_seeds)})
     if not cells:
         raise UserError("no complete cell to save: the results have no finished run")
-    return {"format": FORMAT, "suite": suite, "checkpoint": table.rule,
+    return {"format": FORMAT, "suite": suite, "checkpoint": table.rule, "metric": table.metric,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "marlbench": __version__,
             "failed_jobs_at_save": failed, "cells": cells}
 
@@ -88,6 +96,11 @@ class CellCheck:
 class CheckResult:
     cells: list[CellCheck]
     failed_jobs: list[str]
+    metric: str = "win_rate"
+
+    @property
+    def digits(self) -> int:
+        return METRICS[self.metric].digits
 
     @property
     def ok(self) -> bool:
@@ -99,6 +112,9 @@ def check(table: Table, baseline: dict, tolerance: float, sigma: float | None,
     """Every baseline cell against the table; a cell that cannot be compared (missing, not a
     finite number) fails."""
     check_allowance(tolerance, sigma)
+    if baseline.get("metric", "win_rate") != table.metric:
+        raise UserError(f"the baseline holds {baseline.get('metric', 'win_rate')} cells, the "
+                        f"table {table.metric}: save the baseline again")
     checks = []
     for ref in baseline["cells"]:
         key = (ref["scenario"], ref["label"])
@@ -112,15 +128,16 @@ def check(table: Table, baseline: dict, tolerance: float, sigma: float | None,
         elif not math.isfinite(cell.value):
             reason = f"cannot be compared (value {cell.value})"
         elif cell.value < ref["mean"] - allowed:
-            reason = f"dropped {ref['mean'] - cell.value:.1f} > {allowed:.1f} allowed"
+            d = METRICS[table.metric].digits
+            reason = f"dropped {ref['mean'] - cell.value:.{d}f} > {allowed:.{d}f} allowed"
         else:
             reason = ""
         checks.append(CellCheck(key[0], key[1], ref["mean"], cell.value, allowed, reason))
-    return CheckResult(checks, failed_jobs)
+    return CheckResult(checks, failed_jobs, table.metric)
 
 
-def _fmt(v: float | None) -> str:
-    return "—" if v is None else f"{v:.1f}"
+def _fmt(v: float | None, digits: int = 1) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
 
 
 def summary_markdown(result: CheckResult, baseline_path: str) -> str:
@@ -131,10 +148,12 @@ def summary_markdown(result: CheckResult, baseline_path: str) -> str:
              f"{len(result.failed_jobs)} failed jobs.", "",
              "| Scenario | Algorithm | Baseline | Now | Δ | Allowed drop | Result |",
              "|---|---|---|---|---|---|---|"]
+    d = result.digits
     for c in result.cells:
-        delta = "—" if c.delta is None else f"{c.delta:+.1f}"
-        lines.append(f"| {c.scenario} | {c.label} | {c.baseline:.1f} | {_fmt(c.current)} | "
-                     f"{delta} | {c.allowed_drop:.1f} | {'ok' if c.ok else c.reason} |")
+        delta = "—" if c.delta is None else f"{c.delta:+.{d}f}"
+        lines.append(f"| {c.scenario} | {c.label} | {c.baseline:.{d}f} | "
+                     f"{_fmt(c.current, d)} | {delta} | {c.allowed_drop:.{d}f} | "
+                     f"{'ok' if c.ok else c.reason} |")
     if result.failed_jobs:
         lines += ["", "Failed jobs:", *[f"- {j}" for j in result.failed_jobs]]
     return "\n".join(lines) + "\n"
@@ -149,8 +168,9 @@ def junit_xml(result: CheckResult) -> str:
         case = ET.SubElement(suite, "testcase", classname=c.label, name=c.scenario)
         if not c.ok:
             f = ET.SubElement(case, "failure", message=c.reason)
-            f.text = (f"baseline {c.baseline:.1f}, now {_fmt(c.current)}, "
-                      f"allowed drop {c.allowed_drop:.1f}")
+            d = result.digits
+            f.text = (f"baseline {c.baseline:.{d}f}, now {_fmt(c.current, d)}, "
+                      f"allowed drop {c.allowed_drop:.{d}f}")
     for job in result.failed_jobs:
         case = ET.SubElement(suite, "testcase", classname="jobs", name=job)
         ET.SubElement(case, "failure", message="job failed")

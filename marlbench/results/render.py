@@ -9,9 +9,10 @@ import json
 import pandas as pd
 from rich.table import Table as RichTable
 
-from marlbench.results.aggregate import Cell, Table
+from marlbench.results.aggregate import METRICS as TABLE_METRICS
+from marlbench.results.aggregate import RETURN_TABLES, Cell, Table
 from marlbench.results.published import Comparison
-from marlbench.results.robust import METRICS, RobustReport
+from marlbench.results.robust import RobustReport
 
 FORMATS = ("rich", "md", "latex", "csv", "json")
 MISSING = "—"
@@ -21,12 +22,26 @@ MAX_NOTES = 20
 _STAT = {"mean": "mean", "median": "median", "iqm": "IQM (interquartile mean)"}
 
 
+def _checkpoint_text(table: Table) -> str:
+    noun = TABLE_METRICS[table.metric].noun.replace(" (%)", "")
+    return {"final": "the final checkpoint", "best": f"the best checkpoint (highest mean {noun} "
+            "over all test tasks, per seed)", "last_k": "the mean of the last k "
+            "checkpoints"}[table.rule]
+
+
 def rule_text(table: Table) -> str:
-    checkpoint = {"final": "the final checkpoint", "best": "the best checkpoint (highest mean "
-                  "win rate over all test tasks, per seed)", "last_k": "the mean of the last k "
-                  "checkpoints"}[table.rule]
+    checkpoint = _checkpoint_text(table)
+    metric = TABLE_METRICS[table.metric]
+    if table.name in RETURN_TABLES:
+        return (
+            f"{'Average return' if metric.name == 'return' else metric.title} of {checkpoint}"
+            ". Per seed: the mean over the map's evaluation episodes, each data quality apart "
+            f"(never averaged over qualities); then {_STAT[table.stat]} ± std (ddof=0) across "
+            f"seeds (no ± from one seed). {MISSING} = no complete run; {PARTIAL} = fewer seeds "
+            "than planned (see the notes)."
+        )
     return (
-        f"Win rate (%) of {checkpoint}. Per seed: unweighted mean over the seen tasks, over the "
+        f"{metric.title} of {checkpoint}. Per seed: unweighted mean over the seen tasks, over the "
         "unseen tasks and over all test tasks of each task set, averaged over the data "
         "qualities (only seeds complete in every quality); Mean rows average the task sets "
         f"unweighted; then {_STAT[table.stat]} ± std (ddof=0) across seeds (no ± from one "
@@ -54,8 +69,9 @@ def notes(table: Table) -> list[str]:
 def fmt(cell: Cell) -> str:
     if cell.missing:
         return MISSING
-    spread = f" ± {cell.std:.1f}" if cell.n_seeds > 1 else ""  # one seed has no spread
-    return f"{cell.value:.1f}{spread}" + (PARTIAL if cell.partial else "")
+    d = cell.digits
+    spread = f" ± {cell.std:.{d}f}" if cell.n_seeds > 1 else ""  # one seed has no spread
+    return f"{cell.value:.{d}f}{spread}" + (PARTIAL if cell.partial else "")
 
 
 def to_rich(table: Table) -> RichTable:
@@ -99,9 +115,10 @@ def _best(table: Table) -> set[tuple[str, str]]:
              if table.best_along == "row"
              else [(c, [(r, c) for r in table.rows]) for c in table.columns])
     for _, keys in lines:
-        vals = [(table.cells[k].value, k) for k in keys if not table.cells[k].missing]
-        top = max((round(v, 1) for v, _ in vals), default=None)
-        winners = {k for v, k in vals if round(v, 1) == top}
+        vals = [(round(table.cells[k].value, table.cells[k].digits), k) for k in keys
+                if not table.cells[k].missing]
+        top = max((v for v, _ in vals), default=None)
+        winners = {k for v, k in vals if v == top}
         if len(winners) < len(vals):  # a line where all cells tie (or one cell) has no best
             best |= winners
     return best
@@ -122,10 +139,11 @@ def to_latex(table: Table) -> str:
             if cell.missing:
                 cells.append("--")
                 continue
-            value = f"{cell.value:.1f}"
+            d = cell.digits
+            value = f"{cell.value:.{d}f}"
             value = rf"\textbf{{{value}}}" if (row, col) in best else value
             mark = r"$^\dagger$" if cell.partial else ""
-            spread = rf"{{\small $\pm$ {cell.std:.1f}}}" if cell.n_seeds > 1 else ""
+            spread = rf"{{\small $\pm$ {cell.std:.{d}f}}}" if cell.n_seeds > 1 else ""
             cells.append(rf"{value}{spread}{mark}")
         lines.append(" & ".join([_tex(row)] + cells) + r" \\")
         if i in table.sections:
@@ -152,7 +170,8 @@ def to_csv(table: Table) -> str:
 
 
 def to_json(table: Table) -> str:
-    return json.dumps({"table": table.name, "statistic": table.stat, "checkpoint": table.rule,
+    return json.dumps({"table": table.name, "metric": table.metric, "statistic": table.stat,
+                       "checkpoint": table.rule,
                        "rule": rule_text(table), "notes": notes(table),
                        "cells": to_frame(table).to_dict(orient="records")}, indent=2)
 
@@ -164,36 +183,48 @@ def render(table: Table, fmt_name: str) -> str:
 
 # ---- comparison with published numbers ------------------------------------------------------
 
-def _num(v: float | None) -> str:
-    return MISSING if v is None else f"{v:.1f}"
+def _what(metric: str) -> str:
+    """"win rate (%)" or "average return"."""
+    m = TABLE_METRICS[metric]
+    return m.noun if m.bounded else f"average {m.noun}"
 
 
-def _delta(ours: float | None, paper: float | None) -> str:
-    return MISSING if ours is None or paper is None else f"{ours - paper:+.1f}"
+def _num(v: float | None, digits: int = 1) -> str:
+    return MISSING if v is None else f"{v:.{digits}f}"
+
+
+def _delta(ours: float | None, paper: float | None, digits: int = 1) -> str:
+    return MISSING if ours is None or paper is None else f"{ours - paper:+.{digits}f}"
 
 
 def comparison_rows(comp: Comparison) -> list[list[str]]:
+    d = TABLE_METRICS[comp.table.metric].digits
     rows = []
     for row in comp.table.rows:
         cells = [row]
         for col in comp.table.columns:
             ours, paper = comp.pair(row, col)
-            cells += [_num(ours), _num(paper), _delta(ours, paper)]
+            cells += [_num(ours, d), _num(paper, d), _delta(ours, paper, d)]
         rows.append(cells)
     return rows
 
 
 def comparison_note(comp: Comparison) -> str:
+    """The aggregation rules of both sides and how our runs differ from the paper's: the
+    backends, or for single-task tables one line per aspect the records tell."""
     doc = comp.doc
     used = f"; compared with its table{'s' if len(comp.tables_used) > 1 else ''} " \
         f"{', '.join(comp.tables_used)}" if comp.tables_used else ""
-    return (f"Ours: {rule_text(comp.table)} Paper: {doc['title']}, {doc['source']} "
-            f"({doc.get('aggregation', doc.get('metric', ''))}){used}. Δ = ours − paper. "
-            f"{comp.backend_note()}")
+    head = (f"Ours: {rule_text(comp.table)} Paper: {doc['title']}, {doc['source']} "
+            f"({doc.get('aggregation') or doc.get('metric', '')}){used}. Δ = ours − paper.")
+    if not comp.differences:
+        return f"{head} {comp.backend_note()}"
+    return (f"{head}\n\nDifferences from the paper (read from our records):\n"
+            + "\n".join(f"- {line}" for line in comp.differences))
 
 
 def comparison_to_rich(comp: Comparison) -> RichTable:
-    out = RichTable(title=f"Ours vs {comp.doc['title']} — win rate (%)")
+    out = RichTable(title=f"Ours vs {comp.doc['title']} — {_what(comp.table.metric)}")
     out.add_column(comp.table.row_header, style="bold")
     for col in comp.table.columns:
         out.add_column(f"{col}\nours", justify="right")
@@ -228,26 +259,37 @@ _METRIC_TITLES = {"median": "Median", "iqm": "IQM", "mean": "Mean",
                   "optimality_gap": "Optimality gap"}
 
 
-def _iv(iv) -> str:
-    return f"{100 * iv.point:.1f} [{100 * iv.low:.1f}, {100 * iv.high:.1f}]"
+def _iv(iv, rep: RobustReport) -> str:
+    m = TABLE_METRICS[rep.metric]
+    return (f"{m.scale * iv.point:.{m.digits}f} [{m.scale * iv.low:.{m.digits}f}, "
+            f"{m.scale * iv.high:.{m.digits}f}]")
 
 
 def robust_rows(rep: RobustReport) -> list[list[str]]:
-    return [[lab, *(_iv(rep.intervals[lab][m]) for m in METRICS), str(rep.n_runs[lab]),
-             str(rep.n_tasks[lab])] for lab in rep.labels]
+    return [[lab, *(_iv(rep.intervals[lab][m], rep) for m in rep.statistics),
+             str(rep.n_runs[lab]), str(rep.n_tasks[lab])] for lab in rep.labels]
+
+
+def _robust_head(rep: RobustReport) -> list[str]:
+    return ["Algorithm", *(_METRIC_TITLES[m] for m in rep.statistics), "Seeds", "Tasks"]
 
 
 def robust_note(rep: RobustReport) -> str:
-    return (f"Win rate (%) over every (task set, quality, test task) of complete runs; 95 % "
-            f"stratified-bootstrap intervals over seeds per task ({rep.reps} replicates, seed "
-            f"{rep.seed}). Optimality gap: lower is better. P(X > Y): probability that a run "
+    m = TABLE_METRICS[rep.metric]
+    what = (f"{m.title} over every (task set, quality, test task) of complete runs" if m.bounded
+            else "Average return over every (map, quality) of complete runs, not normalised "
+            "across maps (a map with larger returns weighs more); no optimality gap (a return "
+            "has no optimum)")
+    gap = " Optimality gap: lower is better." if "optimality_gap" in rep.statistics else ""
+    return (f"{what}; 95 % stratified-bootstrap intervals over seeds per task ({rep.reps} "
+            f"replicates, seed {rep.seed}).{gap} P(X > Y): probability that a run "
             f"of X beats a run of Y on a task, averaged over the {rep.n_common} tasks all "
             "algorithms have.")
 
 
 def robust_to_rich(rep: RobustReport) -> tuple[RichTable, RichTable]:
-    agg = RichTable(title="Robust aggregates, win rate (%) [95% CI]")
-    for col in ["Algorithm", *(_METRIC_TITLES[m] for m in METRICS), "Seeds", "Tasks"]:
+    agg = RichTable(title=f"Robust aggregates, {_what(rep.metric)} [95% CI]")
+    for col in _robust_head(rep):
         agg.add_column(col, justify="left" if col == "Algorithm" else "right")
     for row in robust_rows(rep):
         agg.add_row(*row)
@@ -264,7 +306,7 @@ def robust_to_rich(rep: RobustReport) -> tuple[RichTable, RichTable]:
 
 
 def robust_to_markdown(rep: RobustReport) -> str:
-    head = ["Algorithm", *(_METRIC_TITLES[m] for m in METRICS), "Seeds", "Tasks"]
+    head = _robust_head(rep)
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---|" * (len(head) - 1)]
     lines += ["| " + " | ".join(r) + " |" for r in robust_rows(rep)]
     lines += ["", "| P(row > column) | " + " | ".join(rep.labels) + " |",
@@ -279,7 +321,7 @@ def robust_to_markdown(rep: RobustReport) -> str:
 
 def robust_to_json(rep: RobustReport) -> str:
     return json.dumps({
-        "note": robust_note(rep), "reps": rep.reps, "seed": rep.seed,
+        "note": robust_note(rep), "metric": rep.metric, "reps": rep.reps, "seed": rep.seed,
         "aggregates": {lab: {m: vars(iv) for m, iv in rep.intervals[lab].items()}
                        for lab in rep.labels},
         "probability_of_improvement": [{"x": x, "y": y, **vars(iv)}

@@ -10,7 +10,7 @@ seeded by ``seed``.
 - mean: mean over tasks of the mean over runs;
 - median: median over tasks of the mean over runs;
 - IQM: mean of the middle 50 % of all (run, task) scores;
-- optimality gap: γ − mean of min(score, γ), γ = 1;
+- optimality gap: γ − mean of min(score, γ), γ = 1 (win rates only: a return has no γ);
 - probability of improvement P(X > Y): mean over tasks of the Mann-Whitney statistic between
   the runs of X and Y on that task (ties count ½);
 - performance profile: fraction of (run, task) scores above τ.
@@ -27,6 +27,7 @@ import pandas as pd
 Scores = list[np.ndarray]  # one array of run scores per task
 
 METRICS = ("median", "iqm", "mean", "optimality_gap")
+UNBOUNDED_METRICS = ("median", "iqm", "mean")  # for returns, which have no optimum γ
 
 
 @dataclass
@@ -180,11 +181,11 @@ def profile_intervals(scores: Scores, taus: np.ndarray, reps: int = 2000,
     return bootstrap(lambda b: _profile(b, taus), scores, reps=reps, seed=seed)
 
 
-def scores_by_label(task_rates: pd.DataFrame, labels: Sequence[str]
+def scores_by_label(task_rates: pd.DataFrame, labels: Sequence[str], column: str = "win_rate"
                     ) -> tuple[list[tuple], dict[str, list[tuple]], dict[str, Scores]]:
-    """Per label, the run scores of every (task set, quality, test task) of its complete runs
-    (``select_checkpoint`` output): the tasks every label has, each label's tasks, and its
-    scores in that order."""
+    """Per label, the run scores (``column``: win_rate or mean_return) of every (task set,
+    quality, test task) of its complete runs (``select_checkpoint`` output): the tasks every
+    label has, each label's tasks, and its scores in that order."""
     from marlbench.envs.tasksets import get_task_set
 
     out: dict[str, Scores] = {}
@@ -198,7 +199,7 @@ def scores_by_label(task_rates: pd.DataFrame, labels: Sequence[str]
         if not complete:
             continue
         rows = pd.concat(complete)
-        grouped = rows.groupby(["task_set", "quality", "task"])["win_rate"]
+        grouped = rows.groupby(["task_set", "quality", "task"])[column]
         tasks_of[label] = list(grouped.groups)
         out[label] = [g.to_numpy(dtype=float) for _, g in grouped]
     common = sorted(set.intersection(*(set(t) for t in tasks_of.values()))) if tasks_of else []
@@ -213,20 +214,29 @@ def restrict(scores: Scores, tasks: list[tuple], keep: list[tuple]) -> Scores:
 @dataclass
 class RobustReport:
     labels: list[str]
-    intervals: dict[str, dict[str, Interval]]  # label → metric → interval (win rate, 0–1)
+    intervals: dict[str, dict[str, Interval]]  # label → statistic → interval (record units)
     improvement: dict[tuple[str, str], Interval]  # (x, y) → P(X > Y) on the common tasks
     n_runs: dict[str, int]
     n_tasks: dict[str, int]
     n_common: int
     reps: int
     seed: int
+    metric: str = "win_rate"  # win_rate (0–1 in intervals) or return
+    statistics: tuple[str, ...] = METRICS
 
 
 def robust_report(task_rates: pd.DataFrame, labels: Sequence[str], reps: int = 2000,
-                  seed: int = 0) -> RobustReport:
-    common, tasks, scores = scores_by_label(task_rates, labels)
+                  seed: int = 0, metric: str = "win_rate") -> RobustReport:
+    """Robust aggregates of ``select_checkpoint(..., metric=metric)`` output; on returns
+    without the optimality gap (a return has no optimum γ)."""
+    from marlbench.results.aggregate import get_metric
+
+    m = get_metric(metric)
+    stats = METRICS if m.bounded else UNBOUNDED_METRICS
+    common, tasks, scores = scores_by_label(task_rates, labels, m.column)
     present = [lab for lab in labels if lab in scores]
-    intervals = {lab: aggregate_intervals(scores[lab], reps=reps, seed=seed) for lab in present}
+    intervals = {lab: aggregate_intervals(scores[lab], stats, reps=reps, seed=seed)
+                 for lab in present}
     improvement = {}
     if common:
         for x in present:
@@ -237,4 +247,5 @@ def robust_report(task_rates: pd.DataFrame, labels: Sequence[str], reps: int = 2
                         restrict(scores[y], tasks[y], common), reps=reps, seed=seed)
     runs = {lab: int(max(len(s) for s in scores[lab])) for lab in present}
     return RobustReport(present, intervals, improvement, runs,
-                        {lab: len(tasks[lab]) for lab in present}, len(common), reps, seed)
+                        {lab: len(tasks[lab]) for lab in present}, len(common), reps, seed,
+                        m.name, stats)

@@ -137,7 +137,7 @@ class PlanFile(_Schema):
 class BaselineCell(_Schema):
     scenario: Name
     label: Name
-    mean: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+    mean: FiniteFloat  # a win rate in [0, 100] % (checked by the file), or a return
     std: NonNegativeFloat | None = None
     n_seeds: Annotated[StrictInt, Field(ge=1, le=100_000)]
     se: NonNegativeFloat = 0.0
@@ -149,6 +149,9 @@ class BaselineFile(_Schema):
     format: Literal["marlbench-baseline/1"]
     suite: Name | None = None
     checkpoint: Literal["final", "best", "last_k"]
+    # what the cells measure: win rate (%) of the main table, or average return of the
+    # returns-quality table; absent in older baselines (win rate)
+    metric: Literal["win_rate", "return"] = "win_rate"
     created: Text = ""
     marlbench: Text = ""
     failed_jobs_at_save: list[Text] = Field(default_factory=list)
@@ -161,6 +164,9 @@ class BaselineFile(_Schema):
             if (c.scenario, c.label) in seen:
                 raise ValueError(f"cell ({c.scenario}, {c.label}) appears twice")
             seen.add((c.scenario, c.label))
+            if self.metric == "win_rate" and not 0 <= c.mean <= 100:
+                raise ValueError(f"cell ({c.scenario}, {c.label}) mean {c.mean} is not a win "
+                                 "rate in [0, 100] %")
         return self
 
 

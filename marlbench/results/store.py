@@ -27,8 +27,8 @@ from marlbench.results.schemas import JobFile, PlanFile, Records, StatusFile, is
 EVAL_KEYS = ("label", "task_set", "quality", "seed", "task", "step")
 RECORD_COLUMNS = [
     "suite", "algorithm", "label", "task_set", "quality", "seed", "task", "split", "step",
-    "win_rate", "mean_return", "episodes", "wall_time_s", "backend", "units", "versions",
-    "config_hash", "job_id", "finished_at",
+    "win_rate", "mean_return", "return_std", "episodes", "wall_time_s", "backend", "units",
+    "reward", "action_selection", "versions", "config_hash", "job_id", "finished_at",
 ]
 
 
@@ -263,6 +263,27 @@ def job_states(results_dir: Path, suite: str | None = None,
             rows.append({"suite": plan["suite"], "job_id": jid, "title": info["title"],
                          "state": state, **{k: info.get(k) for k in EVAL_KEYS}})
     return pd.DataFrame(rows, columns=["suite", "job_id", "title", "state", *EVAL_KEYS])
+
+
+def train_datasets(dirs: list[Path], train_ids: list[str]) -> dict[str, list[str]]:
+    """Train job id → the dataset folders (relative to the data directory) its job.json names,
+    for the ids whose job file is in one of ``dirs``; unreadable or absent ones are left out
+    (the caller says the data source is unknown)."""
+    out: dict[str, list[str]] = {}
+    for tid in dict.fromkeys(train_ids):
+        for d in dirs:
+            path = Path(d) / "runs" / "train" / str(tid) / "job.json"
+            if not (is_job_id(tid) and path.is_file()):
+                continue
+            try:
+                config = read_job_file(path)["config"]
+            except UserError:
+                continue
+            parts = config.get("datasets") or {}
+            out[tid] = [p["dir"] for ps in parts.values() for p in ps
+                        if isinstance(p, dict) and "dir" in p]
+            break
+    return out
 
 
 STATE_RANK = {"done": 5, "running": 4, "incomplete": 3, "failed": 2, "skipped": 1,
