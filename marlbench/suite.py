@@ -28,7 +28,7 @@ MAX_SUITE_BYTES = 1 << 20
 MAX_YAML_NODES = 100_000  # after expanding aliases
 MAX_CHECKPOINTS = 1000  # checkpoints (and so evaluations) per training run
 MAX_JOBS = 200_000  # jobs of one plan (the paper suites plan about 21,000)
-IMPORT_SOURCES = ("odis", "og-marl")  # folders of `marlbench data import` under the data dir
+IMPORT_SOURCES = ("odis", "og-marl", "alberdice")  # `marlbench data import` folders of the data dir
 
 
 class _Strict(BaseModel):

@@ -276,3 +276,34 @@ def test_ablation_suite_shares_the_main_suites_data(root, profile):
     assert ablation.qualities == main.qualities
     assert [a.name for a in main.algorithms] == ["bc_t", "updet_m", "odis", "hissd", "stairs"]
     assert [a.name for a in ablation.algorithms] == ["stairs"] * 6
+
+
+def test_og_marl_rware_vault_round_trip(tmp_path):
+    """A warehouse vault (OG-MARL's re-hosted AlberDICE sets) made from real rware episodes
+    imports to the ODIS layout with the task's backend, no win rate and its standardisation."""
+    pytest.importorskip("rware")
+    from marlbench.envs.maps import get_map
+    from marlbench.envs.rware import RwareEnv
+    from marlbench.rollout import rollout
+
+    env = RwareEnv(get_map("rware-tiny-2ag"), 2, reward="alberdice")
+    rng = np.random.default_rng(0)
+    source = rollout(env, lambda r: rng.integers(0, 5, r.avail_actions.shape[:2]), 3,
+                     record=True).episodes
+    vault = tmp_path / "vaults" / "tiny-2ag.vlt"
+    _odis_as_vault(source, vault)
+    result = runner.invoke(app, ["data", "import", "og-marl", str(vault), "--task",
+                                 "rware-tiny-2ag", "--uid", "Good", "--data-dir",
+                                 str(tmp_path / "data")])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "data" / "og-marl" / "rware-tiny-2ag" / "good" / "tiny-2ag.vlt-Good"
+    got = load_episodes(run, last=None)
+    np.testing.assert_array_equal(got.lengths, source.lengths)
+    rows = (np.arange(501)[None] < (source.lengths - 1)[:, None])
+    for key in ("obs", "state", "actions", "avail_actions", "reward"):
+        np.testing.assert_array_equal(getattr(got, key)[rows], getattr(source, key)[rows])
+    m = json.loads((run / "manifest.json").read_text())
+    assert m["backend"] == "rware" and m["win_rate"] is None and "win_rate_source" not in m
+    obs = source.obs[rows].reshape(-1, source.obs.shape[-1])
+    np.testing.assert_allclose(m["standardisation"]["obs_mean"], obs.mean(0), rtol=1e-5,
+                               atol=1e-6)

@@ -26,7 +26,7 @@ from marlbench.data.collect import MANIFEST, DatasetWriter, Manifest, existing_d
 from marlbench.data.dataset import LazyEpisodes, check_layout
 from marlbench.data.format import PART_NAME, DatasetError, EpisodeArrays, sha256
 from marlbench.data.stats import episode_stats, infer_won
-from marlbench.envs import default_backend, is_starcraft
+from marlbench.envs import default_backend, has_win, is_starcraft
 from marlbench.errors import UserError
 from marlbench.fields import NonNegativeInt, PositiveInt, StrictModel
 from marlbench.fileio import inside, read_json, require_dir, safe_name, validated, write_json
@@ -278,6 +278,7 @@ def import_og_marl(path: Path, task: str, quality: str | None, data_dir: Path,
         writer.add(ep, infer_won(ep, task))
         if progress:
             progress(writer.written, len(starts), f"import {task}/{quality}")
+    wins = has_win(task)
     manifest = writer.finish({
         # SMAC vaults were recorded in StarCraft II; others on their task's own backend
         "task": task, "backend": "sc2" if is_starcraft(task) else default_backend(task),
@@ -285,10 +286,21 @@ def import_og_marl(path: Path, task: str, quality: str | None, data_dir: Path,
         "origin": str(Path(path).resolve()),
         "behaviour_policy": {"name": "og-marl", "description": f"OG-MARL vault {quality}",
                              "checkpoint": None},
-        "win_rate_source": "inferred from the final transition's reward",
+        **({"win_rate_source": "inferred from the final transition's reward"} if wins else {}),
         "collection_seed": None,
+        # the vault's own rows (every one a step) for contracts that standardise inputs
+        "standardisation": _flat_standardisation(obs, state),
     })
     return {**manifest, "status": "imported"}
+
+
+def _flat_standardisation(obs: np.ndarray, state: np.ndarray) -> dict:
+    """:func:`standardisation` over a vault's flat rows (obs [rows, n, obs], state [rows, S])."""
+    o = obs.reshape(-1, obs.shape[-1]).astype(np.float64)
+    s = state.astype(np.float64)
+    return {"obs_mean": o.mean(0).tolist(), "obs_std": o.std(0).tolist(),
+            "state_mean": s.mean(0).tolist(), "state_std": s.std(0).tolist(),
+            "over": "every step of the vault (observations pooled over agents)"}
 
 
 # -- AlberDICE (pymarl EpisodeBatch arrays) ------------------------------------------------
