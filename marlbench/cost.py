@@ -390,6 +390,23 @@ class Projection:
     jobs: dict[str, int]
     lengths: dict[str, int] = field(default_factory=dict)  # (train job, task) per length basis
     gpu_uncalibrated: bool = False  # training will use GPUs, the calibration has no CUDA figures
+    unmeasured: list[str] = field(default_factory=list)  # what the model has no figures for
+
+
+MEASURED_BACKENDS = ("smax", "sc2", "grid")  # env and collection figures exist for these
+
+
+def unmeasured(plan: Plan, model: CostModel) -> list[str]:
+    """What a projection of ``plan`` guesses: learners without update figures (costed as
+    BC-t's) and backends without environment figures (costed as the embedded simulator's by
+    map size)."""
+    table = model.doc["update_s"].get("cpu", {})
+    learners = sorted({j.config["algorithm"] for j in plan.of_kind("train")} - set(table))
+    backends = sorted({j.config.get("backend") for j in plan.jobs.values()}
+                      - {None, *MEASURED_BACKENDS})
+    out = [f"learner {name} (taken as BC-t's)" for name in learners]
+    return out + [f"backend {b} (taken as the embedded simulator's by map size)"
+                  for b in backends]
 
 
 def project(plan: Plan, model: CostModel, workers: int, skip: set[str] | None = None,
@@ -422,7 +439,7 @@ def project(plan: Plan, model: CostModel, workers: int, skip: set[str] | None = 
     wall = _replay(plan, est, model.compile_s, max(1, workers), model.worker_start_s)
     return Projection(cpu, per_alg, gpu if device == "cuda" else None, wall, max(1, workers),
                       model.doc["source"], counts, lengths.basis,
-                      gpu_train and device == "cpu")
+                      gpu_train and device == "cpu", unmeasured(plan, model))
 
 
 def _replay(plan: Plan, est: dict[str, float], compile_s: float, slots: int,

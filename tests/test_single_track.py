@@ -177,3 +177,12 @@ def test_the_random_reference_draws_available_actions_reproducibly():
     a, _ = learner.policy().sampling(3).act(obs, avail, None, "5m_vs_6m")
     b, _ = learner.policy().sampling(3).act(obs, avail, None, "5m_vs_6m")
     assert set(np.unique(a)) == {1, 7} and (a == b).all()
+
+
+def test_a_projection_says_what_it_has_no_figures_for():
+    from marlbench.cost import BENCHMARK_FIGURES, CostModel, unmeasured
+
+    model = CostModel(BENCHMARK_FIGURES)
+    said = unmeasured(make_plan(_suite(algorithms=[{"name": "bc"}, {"name": "bc_t"}])), model)
+    assert said == ["learner bc (taken as BC-t's)",
+                    "backend rware (taken as the embedded simulator's by map size)"]

@@ -213,6 +213,9 @@ def print_projection(p, executor: str) -> None:
         parts = [f"{n} {said[b]}" for b, n in sorted(p.lengths.items())]
         console.print(f"training batches' episode lengths per (train job, task): "
                       f"{'; '.join(parts)}", style="dim", highlight=False)
+    if p.unmeasured:
+        console.print(f"rough: no figures yet for {'; '.join(p.unmeasured)}", style="yellow",
+                      highlight=False)
     console.print(f"from {p.source}" + ("" if "calibrated" in p.source else
                                         " — run `marlbench calibrate` to measure this machine"),
                   style="dim", highlight=False)
