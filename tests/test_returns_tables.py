@@ -345,3 +345,20 @@ def test_help_teaches_the_returns_tables_and_the_metric():
     assert "--metric" in save and "returns-quality" in save
     check = " ".join(runner.invoke(app, ["check", "--help"], terminal_width=200).output.split())
     assert "return (default 0.5)" in check
+
+
+def test_report_returns_shows_one_family_of_maps_and_names_the_others(tmp_path):
+    res = _results(tmp_path / "r", [*_rware(reward="alberdice"), *_smac()],
+                   qualities=("expert", "good", "medium"))
+    out = runner.invoke(app, ["report", str(res), "--table", "returns"])
+    assert out.exit_code == 0, out.output
+    assert "rware-tiny-2ag" in out.output and "5m_vs_6m" not in out.output
+    assert "also hold SMAC single-task (smac_single)" in out.output
+    smac = runner.invoke(app, ["report", str(res), "--table", "returns", "--family",
+                               "smac_single", "-f", "md"])
+    assert smac.exit_code == 0, smac.output
+    assert "| Method · data | 5m_vs_6m |" in smac.output and "rware" not in smac.output
+    both = runner.invoke(app, ["report", str(res), "--table", "returns-quality", "-f", "md"])
+    assert "rware-tiny-2ag · expert" in both.output and "5m_vs_6m · good" in both.output
+    bad = runner.invoke(app, ["report", str(res), "--family", "cn"])
+    assert bad.exit_code == 2 and "--family 'cn'" in bad.output

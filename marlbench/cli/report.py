@@ -24,6 +24,11 @@ def report(
         None, "--metric", "-m", help="win-rate | return: what the cells, --stats and --plots "
         "measure; default return for the returns tables and for warehouse-only (rware) "
         "results, which have no win; win rate otherwise"),
+    family: str = typer.Option(
+        None, "--family", help="Only this family's single-task maps: rware (the warehouse) | "
+        "smac_single (single SMAC maps); default: the first one the results hold, with a "
+        "note naming the others (their maps and data qualities differ, MADS4 tables them "
+        "apart)"),
     fmt: str = typer.Option("rich", "--format", "-f", help="rich | md | latex | csv | json"),
     stat: str = typer.Option("mean", "--stat", help="mean | median | iqm across seeds"),
     suite: str = typer.Option(None, "--suite", help="Only this suite's latest run"),
@@ -92,7 +97,11 @@ def report(
     if plots is not None:
         require_dir(plots, "--plots folder", must_exist=False)
     res = load_results(results_dirs or [Path("results")], suite)
+    res, others = by_family(res, table, family)
     result, records = table_of(res, checkpoint, last_k, table, stat, metric), res.records
+    if others and fmt == "rich":
+        console.print(f"these results also hold {', '.join(others)}: see them with --family",
+                      style="yellow", highlight=False)
     merged = merge_note(res)
     if merged and fmt == "rich":
         console.print(merged, style="dim")
@@ -150,6 +159,30 @@ def report(
         print(f"% {merged}")
     elif merged:
         typer.echo(merged, err=True)
+
+
+def by_family(res, table: str | None, family: str | None):
+    """The results restricted to one family of single-task maps for the returns table (MADS4
+    Table 1: methods × maps; the named family, else the first present) and the other
+    families present; unchanged otherwise (returns-quality rows are per map already)."""
+    import dataclasses
+
+    from marlbench.envs.tasksets import FAMILY_TITLES
+    from marlbench.results.aggregate import families_of, single_task_sets
+
+    single = single_task_sets(res.records)
+    families = families_of(single) if single else {}
+    if family is not None and family not in families:
+        raise UserError(f"--family {family!r}: these results hold no single-task maps of it; "
+                        f"families here: {', '.join(families) or 'none'}")
+    multi = set(res.records["task_set"]) - set(single)
+    returns = table == "returns" or (table is None and not multi)
+    if not returns or (len(families) < 2 and family is None):
+        return res, []
+    chosen = family or next(iter(families))
+    keep = res.records["task_set"].isin(families[chosen])
+    others = [f"{FAMILY_TITLES.get(f, f)} ({f})" for f in families if f != chosen]
+    return dataclasses.replace(res, records=res.records[keep]), others
 
 
 def table_of(res, checkpoint: str | None, last_k: int | None, table: str | None = "main",
