@@ -186,3 +186,16 @@ def test_a_projection_says_what_it_has_no_figures_for():
     said = unmeasured(make_plan(_suite(algorithms=[{"name": "bc"}, {"name": "bc_t"}])), model)
     assert said == ["learner bc (taken as BC-t's)",
                     "backend rware (taken as the embedded simulator's by map size)"]
+
+
+def test_collected_manifests_carry_the_data_standardisation(tmp_path):
+    from marlbench.data.dataset import load_episodes
+
+    manifest = collect_scripted("rware-tiny-2ag", "expert", 3, 1, tmp_path / "d", "rware",
+                                planner=True)
+    eps = load_episodes(tmp_path / "d", last=None)
+    st = feature_stats(TaskData(eps))
+    np.testing.assert_allclose(manifest["standardisation"]["obs_mean"], st.obs_mean,
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(manifest["standardisation"]["state_std"], st.state_std,
+                               rtol=1e-4, atol=1e-6)

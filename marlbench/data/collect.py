@@ -220,6 +220,7 @@ class DatasetWriter:
         self.won: list[np.ndarray] = []
         self.won_known = True
         self.parts: list[dict[str, Any]] = []
+        self._sums: dict[str, np.ndarray] = {}  # feature sums over filled rows (float64)
         self._file: h5py.File | None = None
         self._in_part = 0
         self.start = time.time()
@@ -268,6 +269,7 @@ class DatasetWriter:
         ep = ep.select(slice(0, take))
         self.returns.append(ep.returns)
         self.lengths.append(ep.lengths)
+        self._accumulate(ep)
         if won is None:
             self.won_known = False
         else:
@@ -298,6 +300,26 @@ class DatasetWriter:
             if self._in_part == self._size:
                 self._close_part()
 
+    def _accumulate(self, ep: EpisodeArrays) -> None:
+        rows = ep.filled.astype(bool)
+        obs = ep.obs[rows].reshape(-1, ep.obs.shape[-1]).astype(np.float64)
+        state = ep.state[rows].astype(np.float64)
+        for key, x in (("obs", obs), ("state", state)):
+            for part, value in ((f"{key}_sum", x.sum(0)), (f"{key}_sq", (x * x).sum(0)),
+                                (f"{key}_n", np.asarray(float(x.shape[0])))):
+                self._sums[part] = self._sums.get(part, 0.0) + value
+
+    def standardisation(self) -> dict[str, Any]:
+        """The written episodes' per-feature mean and std over filled rows (observations
+        pooled over agents), as the manifest's ``standardisation``."""
+        out: dict[str, Any] = {}
+        for key in ("obs", "state"):
+            n = max(float(self._sums[f"{key}_n"]), 1.0)
+            mean = self._sums[f"{key}_sum"] / n
+            std = np.sqrt(np.maximum(self._sums[f"{key}_sq"] / n - mean * mean, 0.0))
+            out[f"{key}_mean"], out[f"{key}_std"] = mean.tolist(), std.tolist()
+        return {**out, "over": "filled rows of every episode (observations pooled over agents)"}
+
     def finish(self, meta: dict[str, Any]) -> dict[str, Any]:
         """Write the manifest (the commit mark) and return it."""
         if self.remaining:
@@ -313,6 +335,7 @@ class DatasetWriter:
             "win_rate": win_rate,
             "episode_length": length_stats(np.concatenate(self.lengths)),
             "parts": self.parts,
+            "standardisation": meta.get("standardisation") or self.standardisation(),
             "marlbench_version": __version__,
             "wall_time_s": round(time.time() - self.start, 2),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
