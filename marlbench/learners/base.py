@@ -195,6 +195,19 @@ class Learner(ABC):
     def policy(self) -> Policy: ...
 
 
+class AgentState:
+    """``state_dict`` / ``load_state_dict`` of a learner whose state is one network ``agent``
+    and its ``optimiser`` (a mixin placed before :class:`Learner`)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"agent": self.agent.state_dict(), "optimiser": self.optimiser.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.agent.load_state_dict(state["agent"])
+        if "optimiser" in state:
+            self.optimiser.load_state_dict(state["optimiser"])
+
+
 class FusedLinear(nn.Linear):
     """``nn.Linear`` on its input flattened to 2-D. Under ``vmap`` (a fused group), a linear
     layer on an input of more dimensions that is not laid out as one matrix (an expanded or

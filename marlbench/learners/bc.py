@@ -41,7 +41,7 @@ from torch.nn import functional as F
 from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
 from marlbench.fields import Positive, Width
-from marlbench.learners.base import Learner, LearnerConfig, Policy, register
+from marlbench.learners.base import AgentState, Learner, LearnerConfig, Policy, register
 from marlbench.nets.flat import FlatWidths, agent_inputs, masked_logits, task_logits
 
 # (agent inputs [..., in], policy state, task) → (logits [..., A_max], next state)
@@ -89,7 +89,7 @@ class FlatPolicy(Policy):
         return sampler
 
 
-class FlatLearner(Learner):
+class FlatLearner(AgentState, Learner):
     """A learner with one shared per-agent network ``agent`` on flat inputs (observation and
     one-hot id, :mod:`marlbench.nets.flat`) and one ``optimiser``."""
 
@@ -98,14 +98,6 @@ class FlatLearner(Learner):
     def __init__(self, layouts: dict[str, Layout], config: LearnerConfig, device: torch.device):
         super().__init__(layouts, config, device)
         self.widths = FlatWidths.of(layouts)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"agent": self.agent.state_dict(), "optimiser": self.optimiser.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.agent.load_state_dict(state["agent"])
-        if "optimiser" in state:
-            self.optimiser.load_state_dict(state["optimiser"])
 
     def step(self, inputs: torch.Tensor, state: Any, task: str) -> tuple[torch.Tensor, Any]:
         """The policy's step: agent inputs [B, n, in] → logits [B, n, A_max], next state."""

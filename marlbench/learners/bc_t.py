@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from marlbench.data.dataset import Batch
 from marlbench.envs.maps import Layout
 from marlbench.fields import Width
-from marlbench.learners.base import Learner, LearnerConfig, Policy, register
+from marlbench.learners.base import AgentState, Learner, LearnerConfig, Policy, register
 from marlbench.nets.entity import EntityTokenizer, action_values, entity_widths
 from marlbench.nets.transformer import Transformer
 
@@ -100,7 +100,7 @@ class EntityPolicy(Policy):
 
 
 @register
-class BCT(Learner):
+class BCT(AgentState, Learner):
     name = "bc_t"
     label = "BC-t"
     title = "BC-t (behaviour cloning, entity transformer)"
@@ -118,14 +118,6 @@ class BCT(Learner):
         lay = self.layouts[task]
         logits = self.agent.unroll(batch.obs, batch.actions, lay)
         return cloning_loss(logits, batch, lay.n_agents)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"agent": self.agent.state_dict(), "optimiser": self.optimiser.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.agent.load_state_dict(state["agent"])
-        if "optimiser" in state:
-            self.optimiser.load_state_dict(state["optimiser"])
 
     def policy(self) -> Policy:
         self.agent.eval()
