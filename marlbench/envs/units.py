@@ -132,7 +132,7 @@ FITTED = {
                   "(allies + enemies) 0.251 / 0.178 / 0.142 / 0.116 / 0.146 / 0.187 / 0.265 at "
                   "0.8 / 0.9 / 0.95 / 1.0 / 1.05 / 1.1 / 1.2",
     "enemy_acquire": "reach: the enemy walks on until an agent is within its weapon reach "
-                     "(enemy position error 0.087, against 0.120 acquiring in sight)",
+                     "(enemy position error 0.080, against 0.210 acquiring in sight)",
     "enemy_targeting": "random: each shot at an agent in reach drawn uniformly; the agents "
                        "hit rank closest / second / third 0.640 / 0.273 / 0.086 in simulation "
                        "and 0.638 / 0.270 / 0.092 in the recording (keeping the closest: "
