@@ -38,11 +38,14 @@ class StandardisedPolicy(Policy):
     def __init__(self, policy: Policy, standardiser):
         self.policy, self.standardiser = policy, standardiser
         self.uses_reward = getattr(policy, "uses_reward", False)
+        self.uses_state = getattr(policy, "uses_state", False)
 
     def initial_state(self, batch_size: int, task: str):
         return self.policy.initial_state(batch_size, task)
 
     def act(self, obs, avail, state, task, **kwargs):
+        if "global_state" in kwargs:
+            kwargs["global_state"] = self.standardiser.state(kwargs["global_state"])
         return self.policy.act(self.standardiser.obs(obs), avail, state, task, **kwargs)
 
 

@@ -290,6 +290,10 @@ def fuse_key(job: Job) -> str | None:
     algorithm, parameters, task set, seed and budget, different data. None: not fusable."""
     if job.kind != "train":
         return None
+    from marlbench.learners import get_learner
+
+    if not get_learner(job.config["algorithm"]).fusable:
+        return None
     return json.dumps({k: v for k, v in job.config.items() if k not in FUSED_APART},
                       sort_keys=True)
 

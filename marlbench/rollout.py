@@ -21,12 +21,13 @@ class PolicyActor:
         self.state = policy.initial_state(batch_size, task)
 
     def __call__(self, res: StepResult) -> np.ndarray:
+        extra = {}
         if getattr(self.policy, "uses_reward", False):  # return-conditioned policies
-            actions, self.state = self.policy.act(res.obs, res.avail_actions, self.state,
-                                                  self.task, reward=res.reward)
-        else:
-            actions, self.state = self.policy.act(res.obs, res.avail_actions, self.state,
-                                                  self.task)
+            extra["reward"] = res.reward
+        if getattr(self.policy, "uses_state", False):  # policies reading the global state
+            extra["global_state"] = res.state
+        actions, self.state = self.policy.act(res.obs, res.avail_actions, self.state,
+                                              self.task, **extra)
         return actions
 
 

@@ -71,6 +71,8 @@ def train_group(
     if (learner.fused or 1) != k or len(rngs) != k:
         raise ValueError(f"{k} jobs' data for a learner fused over {learner.fused or 1}")
     tasks = sorted(data[0])
+    if hasattr(learner, "observe_data"):  # learners that read their data's statistics
+        learner.observe_data(data)
 
     def sample(task: str) -> Batch:
         batches = [d[task].sample(batch_episodes, r) for d, r in zip(data, rngs, strict=True)]

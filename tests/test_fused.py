@@ -121,7 +121,7 @@ def _assert_state_close(a, b, where=""):
         assert a == b, where
 
 
-@pytest.mark.parametrize("name", sorted(LEARNERS))
+@pytest.mark.parametrize("name", sorted(n for n, c in LEARNERS.items() if c.fusable))
 def test_a_fused_group_gives_each_job_the_numbers_of_its_separate_run(name, float64):
     cfg, updates, steps = _config(name), 7, [3, 7]
     qualities = [0, 1, 2]

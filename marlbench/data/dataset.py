@@ -91,7 +91,7 @@ class LazyEpisodes:
         self.run_dir = Path(run_dir)
         self.paths = part_files(run_dir)
         self._files: list[h5py.File] | None = None
-        counts, filled = [], []
+        counts, filled, returns = [], [], []
         first: PartLayout | None = None
         for path in self.paths:
             try:
@@ -109,6 +109,7 @@ class LazyEpisodes:
             check_values(path, flags, layout.actions)
             counts.append(layout.episodes)
             filled.append(flags["filled"][..., 0])
+            returns.append((flags["reward"][..., 0] * flags["filled"][..., 0]).sum(1))
         assert first is not None
         self.layout = first
         self.shape = {k: first.shapes[k] for k in _KEYS}
@@ -117,6 +118,7 @@ class LazyEpisodes:
         self.n_episodes = total - self.offset
         self.starts = np.cumsum([0] + counts)
         self.lengths = np.concatenate(filled).sum(1)[self.offset:]
+        self.returns = np.concatenate(returns)[self.offset:]  # per kept episode
 
     @property
     def nbytes(self) -> int:
@@ -260,6 +262,9 @@ class Standardiser:
     def obs(self, obs: np.ndarray) -> np.ndarray:
         return ((obs - self.obs_mean) / self._scale(self.obs_std)).astype(np.float32)
 
+    def state(self, state: np.ndarray) -> np.ndarray:
+        return ((state - self.state_mean) / self._scale(self.state_std)).astype(np.float32)
+
     def batch(self, b: Batch) -> Batch:
         def z(x: torch.Tensor, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
             m = torch.as_tensor(mean, dtype=x.dtype, device=x.device)
@@ -329,6 +334,11 @@ class TaskData:
     @property
     def lengths(self) -> np.ndarray:
         return self._lengths
+
+    @property
+    def returns(self) -> np.ndarray:
+        """Each episode's return (its rewards summed over filled rows)."""
+        return np.concatenate([s.returns for s in self.sources])
 
     def take(self, idx: np.ndarray, t: int) -> EpisodeArrays:
         """Episodes ``idx`` (positions in the concatenated sources), in that order."""

@@ -7,6 +7,7 @@ from marlbench.learners import (  # noqa: F401  (registers)
     bc_r,
     bc_t,
     hissd,
+    mads4,
     madt,
     mappo,
     odis,

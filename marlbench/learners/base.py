@@ -87,6 +87,8 @@ class Learner(ABC):
     quirks: ClassVar[str] = ""
     # the attributes holding networks (their state_dicts are saved under these keys)
     network_names: ClassVar[tuple[str, ...]] = ("agent",)
+    # whether jobs that differ only in data may train as one fused group (:func:`fuse`)
+    fusable: ClassVar[bool] = True
 
     def __init__(self, layouts: dict[str, Layout], config: LearnerConfig, device: torch.device):
         self.layouts = layouts
