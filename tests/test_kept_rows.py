@@ -56,7 +56,7 @@ def test_stairs_reasoning_with_kept_rows_matches_the_full_pass(spatial, float64)
 
 
 # learners without an entity transformer have no rows to prune
-PRUNING = sorted(set(LEARNERS) - {"bc", "madt", "mads4", "random"})
+PRUNING = sorted(set(LEARNERS) - {"bc", "madt", "mads4", "omiga", "random"})
 
 
 @pytest.mark.parametrize("name", PRUNING)

@@ -11,6 +11,7 @@ from marlbench.learners import (  # noqa: F401  (registers)
     madt,
     mappo,
     odis,
+    omiga,
     random_policy,
     stairs,
     updet_m,

@@ -1,6 +1,6 @@
 """MADS4: S4 sequence agents over the sequentially expanded MDP (algorithms.md §3.9).
 
-Facts from ``ashmita695/MADS4`` (``gym/decision_transformer/models/s4_muj.py``,
+Facts from ``ashmita695/MADS4`` at 387e44c (``gym/decision_transformer/models/s4_muj.py``,
 ``S4_mujoco_wrapper_v3`` and ``S4_Block``; ``training/seq_trainer.py``;
 ``evaluation/evaluate_episodes_warehouse.py``; ``gym/experiment_warehouse.py``):
 

@@ -1,6 +1,6 @@
 """S4 as MADS4 uses it: a HiPPO-LegS state-space layer with the NPLR parameterisation.
 
-Facts from ``ashmita695/MADS4`` (``s4_module/kernel.py``, ``hippo.py``, ``s4_module.py``;
+Facts from ``ashmita695/MADS4`` at 387e44c (``s4_module/kernel.py``, ``hippo.py``, ``s4_module.py``;
 ``gym/decision_transformer/models/s4_muj.py``, ``S4_Block``):
 
 - A = diag(w) − P P* (normal plus rank 1) from HiPPO-LegS (``hippo.nplr('legs', N)``), kept
