@@ -153,3 +153,15 @@ def test_refuses_odd_state_and_bad_ranges():
         S4(2, state=7)
     with pytest.raises(ValueError, match="dt_min"):
         S4(2, dt_min=0.2, dt_max=0.1)
+
+
+def test_acting_without_gradients_follows_every_change_of_c():
+    layer = S4(2, state=8, l_max=10, generator=torch.Generator().manual_seed(0))
+    u, x = torch.randn(3, 2), layer.default_state(3)
+    with torch.no_grad():
+        before, _ = layer.step(u, x)
+        layer.C.mul_(2.0)  # an optimiser step changes C̃ in place
+        after, _ = layer.step(u, x)
+    fresh, _ = layer.step(u, x)  # the path with gradients computes C anew
+    assert not torch.allclose(before, after)
+    assert torch.allclose(after, fresh.detach(), atol=1e-6)

@@ -154,10 +154,23 @@ class S4(nn.Module):
 
     def step(self, u: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One recurrent step: u [B, H], x [B, H, N] → (y [B, H], next x)."""
-        d_a, d_b, inv = self._stepping(u.device)
+        d_a, d_b, _ = self._stepping(u.device)
         x = torch.einsum("hnm,bhm->bhn", d_a, x) + d_b * u[..., None].to(x.dtype)
-        c = torch.einsum("hn,hnm->hm", _full(torch.view_as_complex(self.C)), inv)
-        return torch.einsum("hn,bhn->bh", c, x).real + u * self.D, x
+        return torch.einsum("hn,bhn->bh", self._output(u.device), x).real + u * self.D, x
+
+    def _output(self, device: torch.device) -> torch.Tensor:
+        """C = C̃ (I − Ā^L)⁻¹ on the full state [H, N]; kept while C̃ is unchanged (its
+        version counter) and no gradient is asked for, which halves an acting step."""
+        inv = self._stepping(device)[2]
+        if torch.is_grad_enabled() and self.C.requires_grad:
+            return torch.einsum("hn,hnm->hm", _full(torch.view_as_complex(self.C)), inv)
+        key = ("output", self.C._version, self.C.data_ptr(), str(device))
+        if key not in self._cache:
+            for old in [k for k in self._cache if k[0] == "output"]:
+                del self._cache[old]
+            self._cache[key] = torch.einsum("hn,hnm->hm",
+                                            _full(torch.view_as_complex(self.C.detach())), inv)
+        return self._cache[key]
 
 
 class S4Block(nn.Module):
