@@ -84,3 +84,30 @@ def test_flipped_byte_is_detected(collected, tmp_path):
 def test_missing_part_is_a_clear_error(tmp_path):
     with pytest.raises(DatasetError, match="no part_"):
         load_episodes(tmp_path)
+
+
+@pytest.mark.parametrize("extra", [0, 37])
+def test_loading_the_last_n_reads_only_the_parts_that_hold_them(odis_3m, tmp_path, extra):
+    """Three parts (the real file, three times); the last N span the last part and ``extra``
+    rows of the one before: equal to reading every part and keeping the tail, while the
+    first part is never opened for its rows."""
+    import shutil
+    from pathlib import Path
+    from unittest import mock
+
+    from marlbench.data import dataset as ds
+    from marlbench.data.format import EpisodeArrays
+
+    src = sorted(Path(odis_3m).glob("part_*.h5"))[0]
+    for k in range(3):
+        shutil.copy(src, tmp_path / f"part_{k}.h5")
+    per = read_part(src).n_episodes
+    lazy = ds.LazyEpisodes(tmp_path, per + extra)
+    with mock.patch.object(ds, "read_part", wraps=ds.read_part) as spy:
+        got = lazy.load()
+    read = [Path(c.args[0]).name for c in spy.call_args_list]
+    assert read == (["part_1.h5", "part_2.h5"] if extra else ["part_2.h5"])
+    full = EpisodeArrays.concat([read_part(tmp_path / f"part_{k}.h5") for k in range(3)])
+    want = full.select(slice(3 * per - per - extra, None))
+    for key in ("obs", "state", "actions", "avail_actions", "reward", "terminated", "filled"):
+        np.testing.assert_array_equal(getattr(got, key), getattr(want, key))

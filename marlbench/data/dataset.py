@@ -148,9 +148,16 @@ class LazyEpisodes:
         return from_stored({k: np.concatenate(v)[back] for k, v in chunks.items()})
 
     def load(self) -> EpisodeArrays:
-        """All kept episodes in memory (parts read whole, then the last N kept)."""
-        eps = EpisodeArrays.concat([read_part(p) for p in self.paths])
-        return eps.select(slice(self.offset, None)) if self.offset else eps
+        """All kept episodes in memory. Only the parts holding kept episodes are read, and of
+        the first of them only its kept rows: a medium-replay run keeps its last N of many
+        thousand episodes (reading them all took 12 GB for 9m_vs_10m's 6 GiB of parts)."""
+        pieces = []
+        for k, path in enumerate(self.paths):
+            lo, hi = int(self.starts[k]), int(self.starts[k + 1])
+            if hi <= self.offset:
+                continue  # wholly before the kept episodes
+            pieces.append(read_part(path, last=hi - max(lo, self.offset)))
+        return EpisodeArrays.concat(pieces) if len(pieces) > 1 else pieces[0]
 
 
 def check_layout(run_dir: Path, shape: dict[str, tuple], layout: Layout, task: str) -> None:
