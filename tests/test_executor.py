@@ -123,24 +123,3 @@ def test_a_job_running_elsewhere_is_refused_and_left_alone(tmp_path):
                      {"job_functions": FAKE})
     assert status["state"] == "done"  # once it is free, the job runs
 
-
-def test_workers_are_replaced_after_their_share_of_jobs(tmp_path, monkeypatch):
-    """A worker leaves after JOBS_PER_WORKER jobs (its cached environments with it) and a
-    fresh one takes the next; the run is unaffected."""
-    import json
-
-    from marlbench.executors import local
-
-    monkeypatch.setattr(local, "JOBS_PER_WORKER", 1)
-    plan = make_plan(Suite.model_validate({
-        "name": "t", "task_sets": ["marine_easy"], "qualities": ["scripted"], "seeds": [1, 2, 3],
-        "algorithms": [{"name": "bc_t"}], "training": {"updates": 4},
-        "evaluation": {"interval": None}}))
-    store = Store(tmp_path / "results", tmp_path / "data")
-    env = {"dataset": "fake_jobs:dataset", "train": "fake_jobs:train_env",
-           "eval": "fake_jobs:eval_env"}
-    summary = execute(plan, store, workers=1, opts={"job_functions": env})
-    assert summary.ok
-    pids = {json.loads((store.job_dir(j) / "env.json").read_text())["pid"]
-            for j in plan.jobs.values() if j.kind == "train"}
-    assert len(pids) == 3

@@ -36,11 +36,8 @@ from marlbench.results.store import Store
 __all__ = ["RunSummary", "execute", "InlinePool", "ProcessPool"]
 
 GPU_KINDS = ("train", "behaviour")  # job kinds that train a network
-# A worker process is replaced after this many jobs. Each environment a worker builds stays
-# cached and compiled (:func:`marlbench.evaluate.cached_env`, JAX's executables); over the
-# quick main suite's 140 test tasks one long-lived worker grew past 12 GB and was killed for
-# memory, taking the pool with it. A fresh worker costs a few seconds of imports.
-JOBS_PER_WORKER = 24
+# Workers live for the whole run. Not ``max_tasks_per_child``: tried on Python 3.11.7, a pool
+# that replaced its workers stopped dispatching (a quick main run sat idle, jobs pending).
 
 
 class InlinePool(Pool):
@@ -114,12 +111,10 @@ class ProcessPool(Pool):
         no_gpu = "" if self.gpus else None  # with GPUs in use, CPU workers see none
         self.cpu_pool = ProcessPoolExecutor(
             self.workers, mp_context=ctx, initializer=init_worker,
-            initargs=(self.cpu_threads, self.progress_queue, no_gpu),
-            max_tasks_per_child=JOBS_PER_WORKER)
+            initargs=(self.cpu_threads, self.progress_queue, no_gpu))
         self.gpu_pools = [
             ProcessPoolExecutor(self.slots, mp_context=ctx, initializer=init_worker,
-                                initargs=(self.gpu_threads, self.progress_queue, device),
-                                max_tasks_per_child=JOBS_PER_WORKER)
+                                initargs=(self.gpu_threads, self.progress_queue, device))
             for device in visible_device_ids(self.gpus)
         ]
 
